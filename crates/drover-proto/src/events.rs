@@ -1,0 +1,48 @@
+//! The event log, which is also the audit trail.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// An immutable record of something that happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the log; strictly increasing.
+    pub id: i64,
+    /// When it was recorded.
+    pub time: DateTime<Utc>,
+    /// Dotted type, e.g. `host.down`, `execution.finished`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who caused it: a token name (`admin`), `agent:<host>`, or `system`.
+    pub actor: String,
+    /// Type-specific details. Never contains a secret.
+    pub payload: serde_json::Value,
+}
+
+/// The event types drover itself emits. Triggers in later capabilities refer to these.
+pub mod types {
+    /// A new host enrolled.
+    pub const HOST_REGISTERED: &str = "host.registered";
+    /// A host's heartbeats came back.
+    pub const HOST_UP: &str = "host.up";
+    /// A host missed its heartbeats.
+    pub const HOST_DOWN: &str = "host.down";
+    /// An execution was recorded.
+    pub const EXECUTION_REQUESTED: &str = "execution.requested";
+    /// An execution's first command was dispatched.
+    pub const EXECUTION_STARTED: &str = "execution.started";
+    /// Someone asked to cancel an execution.
+    pub const EXECUTION_CANCEL_REQUESTED: &str = "execution.cancel_requested";
+    /// An execution ended (payload has its status and per-host counts).
+    pub const EXECUTION_FINISHED: &str = "execution.finished";
+    /// A token was created.
+    pub const TOKEN_CREATED: &str = "token.created";
+    /// A token or agent credential was revoked.
+    pub const TOKEN_REVOKED: &str = "token.revoked";
+    /// A request came with a missing, wrong or revoked token.
+    pub const AUTH_FAILED: &str = "auth.failed";
+    /// Someone checked a token with `drover login`.
+    pub const AUTH_LOGIN: &str = "auth.login";
+    /// The controller started (payload: version, store kind).
+    pub const CONTROLLER_STARTED: &str = "controller.started";
+}
