@@ -235,7 +235,8 @@ pub mod stream_events {
 }
 
 /// Marker appended to stored output when a host's output exceeded the bound.
-pub const TRUNCATION_MARKER: &str = "\n[drover: output truncated, stored output is limited to 1 MiB per host]\n";
+pub const TRUNCATION_MARKER: &str =
+    "\n[drover: output truncated, stored output is limited to 1 MiB per host]\n";
 
 /// Stored output bound per host, in bytes.
 pub const STORED_OUTPUT_LIMIT: u64 = 1024 * 1024;

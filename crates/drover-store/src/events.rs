@@ -1,0 +1,146 @@
+//! The append-only event log.
+
+use drover_proto::events::Event;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::notify::Notice;
+use crate::rows::{json, now_ms, time, to_json};
+use crate::{Result, Store};
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Dotted type (see `drover_proto::events::types`).
+    pub kind: String,
+    /// Who caused it.
+    pub actor: String,
+    /// Details; must never contain a secret.
+    pub payload: serde_json::Value,
+}
+
+impl NewEvent {
+    /// Shorthand constructor.
+    pub fn new(kind: &str, actor: &str, payload: serde_json::Value) -> NewEvent {
+        NewEvent {
+            kind: kind.to_string(),
+            actor: actor.to_string(),
+            payload,
+        }
+    }
+}
+
+/// Order of an event listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventOrder {
+    /// Oldest first; `cursor` means "after this id".
+    #[default]
+    Asc,
+    /// Newest first; `cursor` means "before this id".
+    Desc,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Exact type, or a prefix ending in `*` (`host.*`).
+    pub kind: Option<String>,
+    /// Only events at or after this time (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Paging cursor (an event id), interpreted per `order`.
+    pub cursor: Option<i64>,
+    /// Listing order.
+    pub order: EventOrder,
+    /// At most this many.
+    pub limit: u32,
+}
+
+fn event(row: &AnyRow) -> Result<Event> {
+    let payload: String = row.try_get("payload")?;
+    Ok(Event {
+        id: row.try_get("id")?,
+        time: time(row.try_get("time")?),
+        kind: row.try_get("type")?,
+        actor: row.try_get("actor")?,
+        payload: json("events", &payload)?,
+    })
+}
+
+/// Appends an event inside an open transaction (so that a state change and its event
+/// commit together). The caller publishes the notice after commit.
+pub(crate) async fn append_in<'e, E>(exec: E, ev: &NewEvent) -> Result<i64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO events (time, type, actor, payload) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(now_ms())
+    .bind(&ev.kind)
+    .bind(&ev.actor)
+    .bind(to_json(&ev.payload))
+    .fetch_one(exec)
+    .await?;
+    Ok(id)
+}
+
+impl Store {
+    /// Appends an event and tells waiters.
+    pub async fn append_event(&self, ev: NewEvent) -> Result<i64> {
+        let id = append_in(&self.pool, &ev).await?;
+        self.notifier.publish(Notice::Event { id });
+        Ok(id)
+    }
+
+    /// Lists events.
+    pub async fn list_events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
+        let mut sql = String::from("SELECT id, time, type, actor, payload FROM events WHERE 1 = 1");
+        let mut n = 0;
+        let mut arg = || {
+            n += 1;
+            format!("${n}")
+        };
+        let kind = filter.kind.as_deref().map(|k| match k.strip_suffix('*') {
+            Some(prefix) => (
+                true,
+                format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_")),
+            ),
+            None => (false, k.to_string()),
+        });
+        if let Some((like, _)) = &kind {
+            if *like {
+                sql.push_str(&format!(" AND type LIKE {} ESCAPE '\\'", arg()));
+            } else {
+                sql.push_str(&format!(" AND type = {}", arg()));
+            }
+        }
+        if filter.since_ms.is_some() {
+            sql.push_str(&format!(" AND time >= {}", arg()));
+        }
+        if filter.cursor.is_some() {
+            let op = match filter.order {
+                EventOrder::Asc => ">",
+                EventOrder::Desc => "<",
+            };
+            sql.push_str(&format!(" AND id {op} {}", arg()));
+        }
+        sql.push_str(match filter.order {
+            EventOrder::Asc => " ORDER BY id ASC",
+            EventOrder::Desc => " ORDER BY id DESC",
+        });
+        sql.push_str(&format!(" LIMIT {}", arg()));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some((_, k)) = &kind {
+            q = q.bind(k.clone());
+        }
+        if let Some(s) = filter.since_ms {
+            q = q.bind(s);
+        }
+        if let Some(c) = filter.cursor {
+            q = q.bind(c);
+        }
+        q = q.bind(i64::from(filter.limit));
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(event).collect()
+    }
+}
