@@ -413,7 +413,9 @@ impl Store {
     }
 
     /// Hands a host's agent its queued commands (and re-delivers ones delivered more than
-    /// `redeliver_after_ms` ago without a `started`), plus the ids it must cancel.
+    /// `redeliver_after_ms` ago without a `started`), plus the ids it must cancel (each
+    /// cancel once). A re-delivered command whose cancel was requested is still handed
+    /// over: the agent answers with its recorded result, and the cancel follows.
     pub async fn take_commands(
         &self,
         host_id: &str,
@@ -422,7 +424,7 @@ impl Store {
         let now = now_ms();
         let rows = sqlx::query(
             "UPDATE commands SET status = 'delivered', delivered_at = $1 \
-             WHERE host_id = $2 AND cancel_requested = 0 \
+             WHERE host_id = $2 \
              AND (status = 'queued' OR (status = 'delivered' AND delivered_at < $3)) \
              RETURNING id, execution_id, spec",
         )
@@ -441,9 +443,12 @@ impl Store {
             });
         }
         commands.sort_by(|a, b| a.id.cmp(&b.id));
+        // Each cancel is handed over once (a reconnect hands it over again, see
+        // `requeue_started`), so a poll does not spin while the process group dies.
         let cancel: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM commands WHERE host_id = $1 AND cancel_requested = 1 \
-             AND status IN ('delivered', 'started')",
+            "UPDATE commands SET cancel_delivered = 1 WHERE host_id = $1 \
+             AND cancel_requested = 1 AND cancel_delivered = 0 \
+             AND status IN ('delivered', 'started') RETURNING id",
         )
         .bind(host_id)
         .fetch_all(&self.pool)
@@ -456,8 +461,9 @@ impl Store {
     pub async fn has_work(&self, host_id: &str, redeliver_after_ms: i64) -> Result<bool> {
         let (n,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM commands WHERE host_id = $1 AND (\
-               (cancel_requested = 0 AND (status = 'queued' OR (status = 'delivered' AND delivered_at < $2))) \
-               OR (cancel_requested = 1 AND status IN ('delivered', 'started')))",
+               status = 'queued' OR (status = 'delivered' AND delivered_at < $2) \
+               OR (cancel_requested = 1 AND cancel_delivered = 0 \
+                   AND status IN ('delivered', 'started')))",
         )
         .bind(host_id)
         .bind(now_ms() - redeliver_after_ms)
@@ -471,7 +477,8 @@ impl Store {
     /// running". Returns how many were re-queued.
     pub async fn requeue_started(&self, host_id: &str) -> Result<u64> {
         let n = sqlx::query(
-            "UPDATE commands SET status = 'queued' WHERE host_id = $1 AND status = 'started'",
+            "UPDATE commands SET status = 'queued', cancel_delivered = 0 \
+             WHERE host_id = $1 AND status = 'started'",
         )
         .bind(host_id)
         .execute(&self.pool)
@@ -914,6 +921,16 @@ impl Store {
             ));
         }
         Ok(out)
+    }
+
+    /// The execution a command belongs to.
+    pub async fn execution_of_command(&self, command_id: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT execution_id FROM commands WHERE id = $1")
+                .bind(command_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.0))
     }
 
     /// Ids of executions not final yet (the controller resumes them at start).

@@ -83,6 +83,7 @@ CREATE TABLE commands (
     spec TEXT NOT NULL,
     status TEXT NOT NULL,
     cancel_requested BIGINT NOT NULL DEFAULT 0,
+    cancel_delivered BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     delivered_at BIGINT
 );

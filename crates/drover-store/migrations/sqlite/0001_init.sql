@@ -83,6 +83,7 @@ CREATE TABLE commands (
     spec TEXT NOT NULL,
     status TEXT NOT NULL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cancel_delivered INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     delivered_at INTEGER
 );

@@ -1,0 +1,245 @@
+//! Endpoints agents call: enroll, heartbeat, long-poll, output, status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use drover_proto::agent::{
+    CommandUpdate, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck, OutputBatch,
+    PollRequest, PollResponse,
+};
+use drover_proto::auth::TokenKind;
+use drover_store::{NewToken, Notice};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::{AgentCaller, JoinCaller, hash_secret, new_secret, new_token_id};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Body;
+use crate::monitor;
+use crate::state::AppState;
+
+/// A delivered command without a `started` after this long is delivered again.
+const REDELIVER_AFTER_MS: i64 = 10_000;
+
+/// Host names: what DNS allows, so names can double as host names in generated config.
+pub(crate) fn check_host_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("must be 1 to 253 characters".into());
+    }
+    if let Some((i, c)) = name
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "character {:?} at column {} is not allowed (use letters, digits, `-`, `_`, `.`)",
+            c,
+            i + 1
+        ));
+    }
+    Ok(())
+}
+
+/// Label keys: the characters selectors accept.
+pub(crate) fn check_label_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > 128 {
+        return Err("label keys must be 1 to 128 characters".into());
+    }
+    if let Some(c) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')))
+    {
+        return Err(format!("label key `{key}` has character {c:?}"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn enroll(
+    State(state): State<Arc<AppState>>,
+    join: JoinCaller,
+    Body(req): Body<EnrollRequest>,
+) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
+    check_host_name(&req.name).map_err(|e| ApiError::bad_request(format!("field `name`: {e}")))?;
+    for (k, v) in &req.labels {
+        check_label_key(k).map_err(|e| ApiError::bad_request(format!("field `labels`: {e}")))?;
+        if v.contains(',') || v.len() > 256 {
+            return Err(ApiError::bad_request(format!(
+                "field `labels.{k}`: values are at most 256 characters and contain no comma"
+            )));
+        }
+    }
+    let credential = new_secret(TokenKind::Agent);
+    let enrolled = state
+        .store
+        .enroll_host(
+            &uuid::Uuid::now_v7().to_string(),
+            &req.name,
+            &req.labels,
+            &req.facts,
+            NewToken {
+                id: new_token_id(),
+                name: format!("agent:{}", req.name),
+                kind: TokenKind::Agent,
+                role: None,
+                host_id: None,
+                secret_hash: hash_secret(&credential),
+                created_by: join.name,
+            },
+        )
+        .await?;
+    tracing::info!(host = %enrolled.host.name, created = enrolled.created, "agent enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollResponse {
+            host_id: enrolled.host.id,
+            name: enrolled.host.name,
+            credential,
+        }),
+    ))
+}
+
+pub(crate) async fn heartbeat(
+    State(state): State<Arc<AppState>>,
+    agent: AgentCaller,
+    Body(hb): Body<Heartbeat>,
+) -> ApiResult<Json<HeartbeatAck>> {
+    if let Some(labels) = &hb.labels {
+        for k in labels.keys() {
+            check_label_key(k)
+                .map_err(|e| ApiError::bad_request(format!("field `labels`: {e}")))?;
+        }
+    }
+    let outcome = state
+        .store
+        .heartbeat(&agent.host_id, hb.facts.as_ref(), hb.labels.as_ref())
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the host of this credential no longer exists"))?;
+    if hb.facts.is_some() {
+        // A (re)connect: have the agent answer for commands it was running.
+        state.store.requeue_started(&agent.host_id).await?;
+    }
+    if outcome.came_up {
+        tracing::info!(host = %outcome.host.name, "host is up again");
+    }
+    Ok(Json(HeartbeatAck {
+        host_id: agent.host_id,
+        interval_ms: u64::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(5000),
+    }))
+}
+
+pub(crate) async fn poll(
+    State(state): State<Arc<AppState>>,
+    agent: AgentCaller,
+    Body(req): Body<PollRequest>,
+) -> ApiResult<Json<PollResponse>> {
+    let wait = Duration::from_millis(req.wait_ms).min(state.config.poll_max_wait);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut notices = state.store.notifier().subscribe();
+    loop {
+        let (commands, cancel) = state
+            .store
+            .take_commands(&agent.host_id, REDELIVER_AFTER_MS)
+            .await?;
+        if !commands.is_empty() || !cancel.is_empty() {
+            return Ok(Json(PollResponse { commands, cancel }));
+        }
+        // Wait for a notice for this host, re-checking the store at least every second
+        // (a notice can be lost; the store cannot).
+        let tick = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)));
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                notice = notices.recv() => match notice {
+                    Ok(Notice::Commands { host_id }) if host_id == agent.host_id => break,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return Ok(Json(PollResponse::default())),
+                },
+                _ = &mut tick => break,
+                _ = state.shutdown.cancelled() => return Ok(Json(PollResponse::default())),
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Json(PollResponse::default()));
+        }
+    }
+}
+
+pub(crate) async fn output(
+    State(state): State<Arc<AppState>>,
+    agent: AgentCaller,
+    Path(command_id): Path<String>,
+    Body(batch): Body<OutputBatch>,
+) -> ApiResult<StatusCode> {
+    match state
+        .store
+        .append_output(&command_id, &agent.host_id, &batch.chunks)
+        .await?
+    {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(ApiError::not_found(format!(
+            "no command {command_id} for this host"
+        ))),
+    }
+}
+
+pub(crate) async fn status(
+    State(state): State<Arc<AppState>>,
+    agent: AgentCaller,
+    Path(command_id): Path<String>,
+    Body(update): Body<CommandUpdate>,
+) -> ApiResult<StatusCode> {
+    let known = match update {
+        CommandUpdate::Started { .. } => state
+            .store
+            .command_started(&command_id, &agent.host_id)
+            .await?,
+        CommandUpdate::Finished { result } => {
+            match state
+                .store
+                .finish_command(&command_id, &agent.host_id, &result)
+                .await?
+            {
+                Some(settled) => {
+                    monitor::after_settle(&state, settled).await;
+                    // A slot may be free now: dispatch the next targets of the execution.
+                    if let Some(execution_id) = state.store.execution_of_command(&command_id).await? {
+                        monitor::dispatch(&state, &execution_id).await;
+                    }
+                    true
+                }
+                None => false,
+            }
+        }
+    };
+    if known {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "no command {command_id} for this host"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        assert!(check_host_name("web-1.example_a").is_ok());
+        assert!(check_host_name("").is_err());
+        let e = check_host_name("web 1").unwrap_err();
+        assert!(e.contains("column 4"), "{e}");
+        assert!(check_host_name(&"a".repeat(254)).is_err());
+    }
+
+    #[test]
+    fn label_keys() {
+        assert!(check_label_key("role").is_ok());
+        assert!(check_label_key("k8s.io/zone").is_ok());
+        assert!(check_label_key("a=b").is_err());
+        assert!(check_label_key("").is_err());
+    }
+}

@@ -1,0 +1,374 @@
+//! Fleet commands (`POST /runs`) and executions: list, detail, cancel, output, live stream.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use drover_proto::agent::CommandSpec;
+use drover_proto::auth::Role;
+use drover_proto::executions::{
+    Execution, ExecutionStatus, HostOutput, RunRequest, Target, TargetStatus, stream_events,
+};
+use drover_proto::page::Page;
+use drover_store::{ExecutionFilter, NewExecution, NewTarget, Notice};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use super::hosts::parse_selector;
+use super::paging;
+use crate::auth::ApiCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use crate::monitor;
+use crate::state::AppState;
+
+/// Longest per-host timeout a run may ask for (7 days).
+const MAX_TIMEOUT_MS: u64 = 7 * 24 * 3600 * 1000;
+
+pub(crate) async fn create_run(
+    State(state): State<Arc<AppState>>,
+    caller: ApiCaller,
+    Body(req): Body<RunRequest>,
+) -> ApiResult<(StatusCode, Json<Execution>)> {
+    caller.require(Role::Operator)?;
+    if req.command.is_empty() || req.command[0].is_empty() {
+        return Err(ApiError::bad_request(
+            "field `command`: must name a program (e.g. [\"uptime\"])",
+        ));
+    }
+    if req.parallel == Some(0) {
+        return Err(ApiError::bad_request("field `parallel`: must be at least 1"));
+    }
+    if let Some(t) = req.timeout_ms {
+        if t == 0 || t > MAX_TIMEOUT_MS {
+            return Err(ApiError::bad_request(format!(
+                "field `timeout_ms`: must be 1 to {MAX_TIMEOUT_MS}"
+            )));
+        }
+    }
+    let selector = parse_selector("field `selector`", &req.selector)?;
+    let hosts = state.store.list_hosts().await?;
+    let known = hosts.len();
+    let targets: Vec<NewTarget> = hosts
+        .into_iter()
+        .filter(|h| selector.matches(h))
+        .map(|h| NewTarget {
+            host_id: h.id,
+            host_name: h.name,
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(ApiError::unprocessable(format!(
+            "selector `{}` matches no host ({known} known)",
+            req.selector
+        )));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    state
+        .store
+        .create_execution(&NewExecution {
+            id: id.clone(),
+            kind: "run".to_string(),
+            actor: caller.name.clone(),
+            selector: selector.to_string(),
+            spec: serde_json::to_value(&req).map_err(ApiError::internal)?,
+            command: CommandSpec::Exec {
+                argv: req.command.clone(),
+                timeout_ms: req.timeout_ms,
+            },
+            parallel: req.parallel,
+            timeout_ms: req.timeout_ms,
+            targets,
+        })
+        .await?;
+    monitor::dispatch(&state, &id).await;
+    let exec = state
+        .store
+        .get_execution(&id)
+        .await?
+        .ok_or_else(|| ApiError::internal("execution vanished after creation"))?;
+    Ok((StatusCode::CREATED, Json(exec)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListParams {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+    Params(p): Params<ListParams>,
+) -> ApiResult<Json<Page<Execution>>> {
+    let status = match &p.status {
+        Some(s) => Some(ExecutionStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "query parameter `status`: unknown status `{s}` \
+                 (requested, running, succeeded, failed, cancelled)"
+            ))
+        })?),
+        None => None,
+    };
+    let limit = paging::limit(p.limit)?;
+    let mut items = state
+        .store
+        .list_executions(&ExecutionFilter {
+            kind: p.kind,
+            status,
+            actor: p.actor,
+            before: p.after,
+            limit: limit + 1,
+        })
+        .await?;
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next }))
+}
+
+async fn load(state: &AppState, id: &str) -> ApiResult<Execution> {
+    state
+        .store
+        .get_execution(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))
+}
+
+pub(crate) async fn get(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Execution>> {
+    Ok(Json(load(&state, &id).await?))
+}
+
+pub(crate) async fn cancel(
+    State(state): State<Arc<AppState>>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Execution>> {
+    caller.require(Role::Operator)?;
+    let settled = state
+        .store
+        .request_cancel(&id, &caller.name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))?;
+    monitor::after_settle(&state, settled).await;
+    Ok(Json(load(&state, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutputParams {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    after: Option<i64>,
+}
+
+pub(crate) async fn output(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+    Params(p): Params<OutputParams>,
+) -> ApiResult<Json<Page<HostOutput>>> {
+    load(&state, &id).await?;
+    let limit = paging::limit(p.limit)?;
+    let rows = state
+        .store
+        .list_output(&id, p.after.unwrap_or(0), limit)
+        .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|(row, _)| row.to_string()))
+        .flatten();
+    Ok(Json(Page {
+        items: rows.into_iter().map(|(_, o)| o).collect(),
+        next,
+    }))
+}
+
+fn sse_json<T: serde::Serialize>(name: &str, value: &T) -> SseEvent {
+    SseEvent::default()
+        .event(name)
+        .json_data(value)
+        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable"))
+}
+
+/// Live view of an execution: replays stored output, then streams new output and target
+/// changes as they happen, and ends with the final execution.
+pub(crate) async fn stream(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    // Subscribe before reading, so nothing that happens in between is missed.
+    let notices = state.store.notifier().subscribe();
+    load(&state, &id).await?;
+    let (tx, rx) = mpsc::channel::<SseEvent>(256);
+    tokio::spawn(async move {
+        if let Err(e) = follow(state, id, notices, tx).await {
+            tracing::warn!(error = %e, "execution stream ended with an error");
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|ev| (Ok(ev), rx))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// What a stream has sent so far.
+struct Sent {
+    /// Row id of the last stored output replayed.
+    cursor: i64,
+    /// Next expected `seq` per host.
+    next_seq: HashMap<String, u64>,
+    /// Last target status sent per host.
+    status: HashMap<String, TargetStatus>,
+}
+
+impl Sent {
+    fn fresh(&mut self, chunk: &HostOutput) -> bool {
+        let next = self.next_seq.entry(chunk.host_id.clone()).or_insert(0);
+        if chunk.seq >= *next {
+            *next = chunk.seq + 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+type Closed = mpsc::error::SendError<SseEvent>;
+
+async fn follow(
+    state: Arc<AppState>,
+    id: String,
+    mut notices: tokio::sync::broadcast::Receiver<Notice>,
+    tx: mpsc::Sender<SseEvent>,
+) -> anyhow::Result<()> {
+    let mut sent = Sent {
+        cursor: 0,
+        next_seq: HashMap::new(),
+        status: HashMap::new(),
+    };
+    if replay_stored(&state, &id, &mut sent, &tx).await.is_err() {
+        return Ok(());
+    }
+    loop {
+        let exec = state
+            .store
+            .get_execution(&id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("execution {id} vanished"))?;
+        if send_targets(&exec.targets, &mut sent, &tx).await.is_err() {
+            return Ok(());
+        }
+        if exec.status.is_final() {
+            if replay_stored(&state, &id, &mut sent, &tx).await.is_err() {
+                return Ok(());
+            }
+            let _ = tx.send(sse_json(stream_events::EXECUTION, &exec)).await;
+            return Ok(());
+        }
+        // Wait for something about this execution; re-read at least every second.
+        let tick = tokio::time::sleep(Duration::from_secs(1));
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                notice = notices.recv() => match notice {
+                    Ok(Notice::Output { execution_id, chunk }) if execution_id == id => match chunk {
+                        Some(c) if sent.fresh(&c) => {
+                            if tx.send(sse_json(stream_events::OUTPUT, &c)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        Some(_) => {}
+                        None => {
+                            if replay_stored(&state, &id, &mut sent, &tx).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    },
+                    Ok(Notice::Execution { execution_id }) if execution_id == id => break,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        if replay_stored(&state, &id, &mut sent, &tx).await.is_err() {
+                            return Ok(());
+                        }
+                        break;
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+                _ = &mut tick => break,
+                _ = tx.closed() => return Ok(()),
+                _ = state.shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Sends stored output not sent yet.
+async fn replay_stored(
+    state: &AppState,
+    id: &str,
+    sent: &mut Sent,
+    tx: &mpsc::Sender<SseEvent>,
+) -> Result<(), Closed> {
+    loop {
+        let rows = match state.store.list_output(id, sent.cursor, 1000).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read stored output");
+                return Ok(());
+            }
+        };
+        let full = rows.len() == 1000;
+        for (row, chunk) in rows {
+            sent.cursor = row;
+            let next = sent.next_seq.get(&chunk.host_id).copied().unwrap_or(0);
+            // The truncation marker shares the seq of the chunk it follows.
+            let is_marker = chunk.data == drover_proto::executions::TRUNCATION_MARKER
+                && chunk.seq + 1 == next;
+            if sent.fresh(&chunk) || is_marker {
+                tx.send(sse_json(stream_events::OUTPUT, &chunk)).await?;
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+async fn send_targets(
+    targets: &[Target],
+    sent: &mut Sent,
+    tx: &mpsc::Sender<SseEvent>,
+) -> Result<(), Closed> {
+    for t in targets {
+        if sent.status.get(&t.host_id) != Some(&t.status) {
+            sent.status.insert(t.host_id.clone(), t.status);
+            tx.send(sse_json(stream_events::TARGET, t)).await?;
+        }
+    }
+    Ok(())
+}

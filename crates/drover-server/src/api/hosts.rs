@@ -1,0 +1,75 @@
+//! Hosts: list with a selector, and one host.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use drover_core::selector::Selector;
+use drover_proto::hosts::Host;
+use drover_proto::page::Page;
+use serde::Deserialize;
+
+use super::paging;
+use crate::auth::ApiCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Params;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListParams {
+    #[serde(default)]
+    selector: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// Parses a selector given in a request, as a 400 naming the column.
+pub(crate) fn parse_selector(field: &str, text: &str) -> Result<Selector, ApiError> {
+    drover_core::selector::parse(text)
+        .map_err(|e| ApiError::bad_request(format!("{field} `{text}`: {e}")))
+}
+
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+    Params(p): Params<ListParams>,
+) -> ApiResult<Json<Page<Host>>> {
+    let selector = match &p.selector {
+        Some(s) => parse_selector("query parameter `selector`", s)?,
+        None => Selector::all(),
+    };
+    let limit = paging::limit(p.limit)? as usize;
+    let mut items: Vec<Host> = state
+        .store
+        .list_hosts()
+        .await?
+        .into_iter()
+        .filter(|h| selector.matches(h))
+        .filter(|h| p.after.as_ref().is_none_or(|a| h.name.as_str() > a.as_str()))
+        .take(limit + 1)
+        .collect();
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|h| h.name.clone())
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next }))
+}
+
+pub(crate) async fn get(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+    Path(host): Path<String>,
+) -> ApiResult<Json<Host>> {
+    let found = match state.store.get_host_by_name(&host).await? {
+        Some(h) => Some(h),
+        None => state.store.get_host(&host).await?,
+    };
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no host named `{host}`")))
+}
