@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use drover_proto::agent::{
-    CommandUpdate, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck, OutputBatch,
-    PollRequest,
+    CommandUpdate, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck, OutputBatch, PollRequest,
 };
 use drover_proto::error::ApiError;
 use reqwest::StatusCode;
@@ -96,9 +95,13 @@ impl Link {
         self.lock().epoch
     }
 
-    /// A request succeeded.
-    pub(crate) fn succeeded(&self) {
+    /// A request sent at `sent_at` succeeded. One sent before the controller was lost
+    /// (a long poll held open) proves nothing about now and is ignored.
+    pub(crate) fn succeeded(&self, sent_at: Instant) {
         let mut st = self.lock();
+        if st.down_since.is_some_and(|t| sent_at < t) {
+            return;
+        }
         if st.down {
             let after = st.down_since.map(|t| t.elapsed()).unwrap_or_default();
             tracing::info!(
@@ -224,14 +227,17 @@ impl Channel {
         &self.link
     }
 
+    /// Sends one request; its outcome is reported to the [`Link`] if `track`.
     async fn post<B: Serialize + ?Sized>(
         &self,
         path: &str,
         token: &str,
         body: &B,
         timeout: Duration,
+        track: bool,
     ) -> Result<Vec<u8>, ChannelError> {
         let url = format!("{}{path}", self.api);
+        let sent_at = Instant::now();
         let result = async {
             let resp = self
                 .client
@@ -282,9 +288,11 @@ impl Channel {
             })
         }
         .await;
-        match &result {
-            Ok(_) => self.link.succeeded(),
-            Err(e) => self.link.failed(e),
+        if track {
+            match &result {
+                Ok(_) => self.link.succeeded(sent_at),
+                Err(e) => self.link.failed(e),
+            }
         }
         result
     }
@@ -299,14 +307,15 @@ impl Channel {
         serde_json::from_slice(body).map_err(|e| ChannelError::Decode(e.to_string()))
     }
 
-    /// `POST /agent/enroll` with the join token.
+    /// `POST /agent/enroll` with the join token (not tracked by the [`Link`]: a refused
+    /// join token is not a refused credential).
     pub(crate) async fn enroll(
         &self,
         join_token: &str,
         req: &EnrollRequest,
     ) -> Result<EnrollResponse, ChannelError> {
         let body = self
-            .post("/enroll", join_token, req, REQUEST_TIMEOUT)
+            .post("/enroll", join_token, req, REQUEST_TIMEOUT, false)
             .await?;
         Channel::decode(&body)
     }
@@ -314,7 +323,7 @@ impl Channel {
     /// `POST /agent/heartbeat`.
     pub(crate) async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatAck, ChannelError> {
         let body = self
-            .post("/heartbeat", self.credential()?, hb, REQUEST_TIMEOUT)
+            .post("/heartbeat", self.credential()?, hb, REQUEST_TIMEOUT, true)
             .await?;
         Channel::decode(&body)
     }
@@ -326,7 +335,7 @@ impl Channel {
             wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
         };
         let body = self
-            .post("/poll", self.credential()?, &req, wait + POLL_SLACK)
+            .post("/poll", self.credential()?, &req, wait + POLL_SLACK, true)
             .await?;
         Channel::decode(&body)
     }
@@ -334,15 +343,19 @@ impl Channel {
     /// `POST /agent/commands/{id}/output`.
     pub(crate) async fn output(&self, id: &str, batch: &OutputBatch) -> Result<(), ChannelError> {
         let path = format!("/commands/{}/output", path_segment(id));
-        self.post(&path, self.credential()?, batch, REQUEST_TIMEOUT)
+        self.post(&path, self.credential()?, batch, REQUEST_TIMEOUT, true)
             .await
             .map(|_| ())
     }
 
     /// `POST /agent/commands/{id}/status`.
-    pub(crate) async fn status(&self, id: &str, update: &CommandUpdate) -> Result<(), ChannelError> {
+    pub(crate) async fn status(
+        &self,
+        id: &str,
+        update: &CommandUpdate,
+    ) -> Result<(), ChannelError> {
         let path = format!("/commands/{}/status", path_segment(id));
-        self.post(&path, self.credential()?, update, REQUEST_TIMEOUT)
+        self.post(&path, self.credential()?, update, REQUEST_TIMEOUT, true)
             .await
             .map(|_| ())
     }
@@ -400,18 +413,22 @@ mod tests {
     fn epoch_moves_when_the_controller_comes_back() {
         let link = Link::new();
         assert_eq!(link.epoch(), 0);
-        link.succeeded();
+        let long_poll_sent = Instant::now();
+        link.succeeded(Instant::now());
         assert_eq!(link.epoch(), 0);
         link.failed(&ChannelError::Transport("refused".into()));
         link.failed(&ChannelError::Transport("refused".into()));
         assert_eq!(link.epoch(), 0);
-        link.succeeded();
+        // An answer to a request sent before the failure does not count.
+        link.succeeded(long_poll_sent);
+        assert_eq!(link.epoch(), 0);
+        link.succeeded(Instant::now());
         assert_eq!(link.epoch(), 1);
         link.failed(&ChannelError::Rejected {
             status: 404,
             detail: "x".into(),
         });
-        link.succeeded();
+        link.succeeded(Instant::now());
         assert_eq!(link.epoch(), 1);
     }
 

@@ -85,8 +85,7 @@ pub(crate) fn save(state_dir: &Path, cred: &Credential) -> anyhow::Result<()> {
     let p = path(state_dir);
     let mut bytes = serde_json::to_vec_pretty(cred).context("cannot encode the credential")?;
     bytes.push(b'\n');
-    fsutil::write_atomic(&p, &bytes, 0o600)
-        .with_context(|| format!("cannot write {}", p.display()))
+    fsutil::write_atomic(&p, &bytes, 0o600).with_context(|| format!("cannot write {}", p.display()))
 }
 
 #[cfg(test)]

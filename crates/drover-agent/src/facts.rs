@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn pretty_name_is_unquoted() {
-        let t = "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nID=debian\n";
+        let t =
+            "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nID=debian\n";
         assert_eq!(
             parse_pretty_name(t).as_deref(),
             Some("Debian GNU/Linux 13 (trixie)")

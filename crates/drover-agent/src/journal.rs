@@ -56,7 +56,10 @@ impl Journal {
             return Err("command id is empty".into());
         }
         if id.len() > 200 {
-            return Err(format!("command id is {} bytes long (at most 200)", id.len()));
+            return Err(format!(
+                "command id is {} bytes long (at most 200)",
+                id.len()
+            ));
         }
         if id.starts_with('.') {
             return Err(format!("command id {id:?} starts with a dot"));
@@ -88,10 +91,7 @@ impl Journal {
                 return serde_json::from_slice(&bytes)
                     .map(Entry::Finished)
                     .map_err(|e| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{}: {e}", rp.display()),
-                        )
+                        io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", rp.display()))
                     });
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -213,7 +213,10 @@ mod tests {
         j.mark_started("c1").expect("start");
         assert_eq!(j.lookup("c1").expect("lookup"), Entry::Started);
         j.record("c1", &ok_result()).expect("record");
-        assert_eq!(j.lookup("c1").expect("lookup"), Entry::Finished(ok_result()));
+        assert_eq!(
+            j.lookup("c1").expect("lookup"),
+            Entry::Finished(ok_result())
+        );
         // A new journal over the same dir (agent restart) sees the same.
         let j2 = Journal::open(dir.path()).expect("reopen");
         assert_eq!(
@@ -231,7 +234,10 @@ mod tests {
         assert_eq!(j.lookup("c2").expect("lookup"), Entry::Started);
         let r = j.resolve_interrupted("c2").expect("resolve");
         assert_eq!(r.outcome, CommandOutcome::Error);
-        assert_eq!(r.error.as_deref(), Some("agent restarted while the command ran"));
+        assert_eq!(
+            r.error.as_deref(),
+            Some("agent restarted while the command ran")
+        );
         // And it is recorded, so the next delivery gets the very same answer.
         assert_eq!(j.lookup("c2").expect("lookup"), Entry::Finished(r));
     }
@@ -265,7 +271,8 @@ mod tests {
             j.record(&id, &ok_result()).expect("record");
             for p in [j.started_path(&id), j.result_path(&id)] {
                 let f = fs::File::options().write(true).open(&p).expect("open");
-                f.set_modified(base + Duration::from_secs(i)).expect("touch");
+                f.set_modified(base + Duration::from_secs(i))
+                    .expect("touch");
             }
         }
         let exclude: HashSet<String> = ["c1".to_string()].into();

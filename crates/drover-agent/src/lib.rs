@@ -11,6 +11,8 @@
 //! Everything the agent needs is in its state dir or in each answer from the controller,
 //! so several controllers may sit behind one load balancer.
 
+#![warn(missing_docs)]
+
 mod backoff;
 mod channel;
 mod credential;
@@ -60,8 +62,11 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// The journal is pruned after this many new results.
 const PRUNE_EVERY: u64 = 64;
 
+/// The long-poll wait the CLI asks of the controller unless told otherwise.
+pub const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(25);
+
 /// How to run an agent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AgentConfig {
     /// Base URL of the controller, e.g. `http://127.0.0.1:7070` (without `/api/v1`).
     pub controller: String,
@@ -73,8 +78,25 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Directory for the credential and the command journal (created 0700 if missing).
     pub state_dir: PathBuf,
-    /// How long the controller may hold a poll open (25 s is a good default).
+    /// How long the controller may hold a poll open ([`DEFAULT_POLL_WAIT`] unless there
+    /// is a reason to change it).
     pub poll_wait: Duration,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("controller", &self.controller)
+            .field(
+                "join_token",
+                &self.join_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("name", &self.name)
+            .field("labels", &self.labels)
+            .field("state_dir", &self.state_dir)
+            .field("poll_wait", &self.poll_wait)
+            .finish()
+    }
 }
 
 /// Runs the agent until `shutdown` is cancelled.
@@ -189,7 +211,11 @@ async fn enroll(
                 anyhow::bail!("enrollment as {:?} failed: {e}", config.name);
             }
             Err(e) => {
-                tracing::debug!(error = %e, "enrollment failed; retrying");
+                if backoff.ceiling() == backoff::BASE {
+                    tracing::warn!(error = %e, "cannot enroll yet; retrying with backoff");
+                } else {
+                    tracing::debug!(error = %e, "enrollment failed; retrying");
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(None),
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
@@ -436,8 +462,7 @@ impl Agent {
             Ok(Entry::New) => match parsed {
                 Err(e) => {
                     tracing::error!(command = %id, error = %e, "cannot read the command");
-                    let result =
-                        error_result(format!("the agent cannot read this command: {e}"));
+                    let result = error_result(format!("the agent cannot read this command: {e}"));
                     self.spawn_report(id, result, true);
                 }
                 Ok(_) if cancel.contains(&id) => {
@@ -493,9 +518,7 @@ impl Agent {
             spec,
         } = cmd;
         let (argv, timeout) = match spec {
-            CommandSpec::Exec { argv, timeout_ms } => {
-                (argv, timeout_ms.map(Duration::from_millis))
-            }
+            CommandSpec::Exec { argv, timeout_ms } => (argv, timeout_ms.map(Duration::from_millis)),
         };
         if let Err(e) = self.journal.mark_started(&id) {
             tracing::error!(command = %id, error = %e, "cannot journal the command; not running it");
@@ -514,7 +537,9 @@ impl Agent {
         let task_id = id.clone();
         let task_cancel = cancel.clone();
         self.spawn_tracked(id, cancel, async move {
-            agent.run_command(&task_id, argv, timeout, task_cancel).await;
+            agent
+                .run_command(&task_id, argv, timeout, task_cancel)
+                .await;
             agent.active().remove(&task_id);
         });
     }
@@ -537,8 +562,8 @@ impl Agent {
             result_rx,
             self.shutdown.clone(),
         ));
-        let exit = process::execute(&argv, timeout, &output, &cancel, &self.shutdown, started_tx)
-            .await;
+        let exit =
+            process::execute(&argv, timeout, &output, &cancel, &self.shutdown, started_tx).await;
         let result = exit.into_result(output.next_seq());
         tracing::info!(
             command = id,
@@ -554,7 +579,10 @@ impl Agent {
         match sender.await {
             Ok(Delivery::Accepted | Delivery::Refused) => {}
             Ok(Delivery::Abandoned) => {
-                tracing::warn!(command = id, "result not reported; the controller gets it when it asks again");
+                tracing::warn!(
+                    command = id,
+                    "result not reported; the controller gets it when it asks again"
+                );
             }
             Err(e) => tracing::warn!(command = id, error = %e, "reporting task failed"),
         }
@@ -569,5 +597,25 @@ fn error_result(error: String) -> CommandResult {
         duration_ms: 0,
         error: Some(error),
         chunks: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_debug_hides_the_join_token() {
+        let config = AgentConfig {
+            controller: "http://127.0.0.1:7070".into(),
+            join_token: Some("very-secret".into()),
+            name: "web-1".into(),
+            labels: BTreeMap::new(),
+            state_dir: PathBuf::from("/var/lib/drover"),
+            poll_wait: DEFAULT_POLL_WAIT,
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains("very-secret"), "{text}");
+        assert!(text.contains("web-1"));
     }
 }

@@ -374,7 +374,10 @@ mod tests {
         let all = line.repeat(500); // 50 000 bytes
         let mut out = c.push(all.as_bytes());
         out.extend(c.finish());
-        assert!(out.iter().all(|p| p.len() <= MAX_CHUNK && p.ends_with('\n')));
+        assert!(
+            out.iter()
+                .all(|p| p.len() <= MAX_CHUNK && p.ends_with('\n'))
+        );
         assert_eq!(out.concat(), all);
         assert!(out.len() >= 4);
     }
@@ -387,7 +390,10 @@ mod tests {
         let mut out = c.push(text.as_bytes());
         out.extend(c.finish());
         assert!(out.iter().all(|p| p.len() <= MAX_CHUNK));
-        assert!(out.iter().all(|p| !p.contains('\u{FFFD}')), "split sequence");
+        assert!(
+            out.iter().all(|p| !p.contains('\u{FFFD}')),
+            "split sequence"
+        );
         assert_eq!(out.concat(), text);
     }
 

@@ -74,7 +74,9 @@ fn spawn_error_text(e: &io::Error, program: &str) -> String {
 fn signal_group(pgid: Pid, signal: Signal) {
     match killpg(pgid, signal) {
         Ok(()) | Err(Errno::ESRCH) => {}
-        Err(e) => tracing::warn!(pgid = pgid.as_raw(), ?signal, error = %e, "cannot signal the process group"),
+        Err(e) => {
+            tracing::warn!(pgid = pgid.as_raw(), ?signal, error = %e, "cannot signal the process group")
+        }
     }
 }
 
@@ -189,18 +191,22 @@ async fn execute_inner(
     let spawned_at = Instant::now();
     let Some(pid) = child.id() else {
         // Only possible if it was already reaped, which nobody did.
-        return Exit::error(format!("lost the process of {program} right after spawning it"));
+        return Exit::error(format!(
+            "lost the process of {program} right after spawning it"
+        ));
     };
     let pgid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
     let _ = started.send(pid);
 
     let stop = CancellationToken::new();
-    let out_pump = child.stdout.take().map(|r| {
-        tokio::spawn(pump(r, OutputStream::Stdout, output.clone(), stop.clone()))
-    });
-    let err_pump = child.stderr.take().map(|r| {
-        tokio::spawn(pump(r, OutputStream::Stderr, output.clone(), stop.clone()))
-    });
+    let out_pump = child
+        .stdout
+        .take()
+        .map(|r| tokio::spawn(pump(r, OutputStream::Stdout, output.clone(), stop.clone())));
+    let err_pump = child
+        .stderr
+        .take()
+        .map(|r| tokio::spawn(pump(r, OutputStream::Stderr, output.clone(), stop.clone())));
 
     let deadline = timeout.map(|t| spawned_at + t);
     let why = tokio::select! {
@@ -226,15 +232,27 @@ async fn execute_inner(
         Why::Exited(s) => (s, None),
         Why::Timeout => {
             tracing::info!(pid, "command timed out; terminating its process group");
-            (terminate(&mut child, pgid).await, Some(CommandOutcome::TimedOut))
+            (
+                terminate(&mut child, pgid).await,
+                Some(CommandOutcome::TimedOut),
+            )
         }
         Why::Cancel => {
             tracing::info!(pid, "command cancelled; terminating its process group");
-            (terminate(&mut child, pgid).await, Some(CommandOutcome::Cancelled))
+            (
+                terminate(&mut child, pgid).await,
+                Some(CommandOutcome::Cancelled),
+            )
         }
         Why::Shutdown => {
-            tracing::info!(pid, "agent shutting down; killing the command's process group");
-            (kill_now(&mut child, pgid).await, Some(CommandOutcome::Cancelled))
+            tracing::info!(
+                pid,
+                "agent shutting down; killing the command's process group"
+            );
+            (
+                kill_now(&mut child, pgid).await,
+                Some(CommandOutcome::Cancelled),
+            )
         }
     };
     let duration = spawned_at.elapsed();

@@ -62,10 +62,10 @@ fn api_error(status: StatusCode, code: &str, detail: &str) -> Response {
 }
 
 impl Fake {
-    /// `Err` with the response to give when the request may not proceed.
-    fn check(&self, headers: &HeaderMap, token: &str) -> Result<(), Response> {
+    /// The response to give when the request may not proceed.
+    fn check(&self, headers: &HeaderMap, token: &str) -> Option<Response> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(api_error(
+            return Some(api_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "internal",
                 "down for the test",
@@ -77,13 +77,13 @@ impl Fake {
             .unwrap_or("");
         let revoked = token == CREDENTIAL && self.revoked.load(Ordering::SeqCst);
         if auth != format!("Bearer {token}") || revoked {
-            return Err(api_error(
+            return Some(api_error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "bad token",
             ));
         }
-        Ok(())
+        None
     }
 
     fn push_work(&self, work: PollResponse) {
@@ -150,7 +150,7 @@ async fn enroll(
     headers: HeaderMap,
     Json(req): Json<EnrollRequest>,
 ) -> Response {
-    if let Err(r) = fake.check(&headers, JOIN_TOKEN) {
+    if let Some(r) = fake.check(&headers, JOIN_TOKEN) {
         return r;
     }
     fake.enrolls.fetch_add(1, Ordering::SeqCst);
@@ -173,7 +173,7 @@ async fn heartbeat(
     Json(hb): Json<Heartbeat>,
 ) -> Response {
     fake.heartbeat_attempts.fetch_add(1, Ordering::SeqCst);
-    if let Err(r) = fake.check(&headers, CREDENTIAL) {
+    if let Some(r) = fake.check(&headers, CREDENTIAL) {
         return r;
     }
     fake.heartbeats.lock().expect("lock").push(hb);
@@ -189,7 +189,7 @@ async fn poll(
     headers: HeaderMap,
     Json(req): Json<PollRequest>,
 ) -> Response {
-    if let Err(r) = fake.check(&headers, CREDENTIAL) {
+    if let Some(r) = fake.check(&headers, CREDENTIAL) {
         return r;
     }
     let deadline = Instant::now() + Duration::from_millis(req.wait_ms.min(2000));
@@ -214,7 +214,7 @@ async fn output(
     UrlPath(id): UrlPath<String>,
     Json(batch): Json<OutputBatch>,
 ) -> Response {
-    if let Err(r) = fake.check(&headers, CREDENTIAL) {
+    if let Some(r) = fake.check(&headers, CREDENTIAL) {
         return r;
     }
     let left = fake.fail_output.load(Ordering::SeqCst);
@@ -235,7 +235,7 @@ async fn status(
     UrlPath(id): UrlPath<String>,
     Json(update): Json<CommandUpdate>,
 ) -> Response {
-    if let Err(r) = fake.check(&headers, CREDENTIAL) {
+    if let Some(r) = fake.check(&headers, CREDENTIAL) {
         return r;
     }
     fake.log
@@ -251,6 +251,14 @@ struct Controller {
 }
 
 async fn controller() -> Controller {
+    // Agent logs show with `--nocapture` (filter with RUST_LOG).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "drover_agent=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
     let fake = Arc::new(Fake::default());
     let app = axum::Router::new()
         .route("/api/v1/agent/enroll", post(enroll))
@@ -330,7 +338,10 @@ fn exec(id: &str, argv: &[&str], timeout_ms: Option<u64>) -> PollResponse {
 fn assert_reported_in_order(fake: &Fake, id: &str) {
     let msgs = fake.messages(id);
     assert!(
-        matches!(msgs.first(), Some(Msg::Status(CommandUpdate::Started { pid: Some(_) }))),
+        matches!(
+            msgs.first(),
+            Some(Msg::Status(CommandUpdate::Started { pid: Some(_) }))
+        ),
         "first report of {id} is {:?}",
         msgs.first()
     );
@@ -352,12 +363,18 @@ fn assert_reported_in_order(fake: &Fake, id: &str) {
 #[tokio::test]
 async fn enrolls_runs_once_and_answers_redelivery_from_the_journal() {
     let c = controller().await;
-    let state = tempfile::tempdir().expect("tempdir");
+    let root = tempfile::tempdir().expect("tempdir");
+    // Not there yet: the agent creates it.
+    let state_dir = root.path().join("state");
+    let state = &state_dir;
     let work = tempfile::tempdir().expect("tempdir");
     let counter = work.path().join("count");
-    let script = format!("echo hello; echo oops >&2; echo ran >> {}", counter.display());
+    let script = format!(
+        "echo hello; echo oops >&2; echo ran >> {}",
+        counter.display()
+    );
 
-    let agent = start(config(&c.url, state.path(), Some(JOIN_TOKEN)));
+    let agent = start(config(&c.url, state.as_path(), Some(JOIN_TOKEN)));
     wait_for("first heartbeat", Duration::from_secs(10), || {
         !c.fake.heartbeats().is_empty()
     })
@@ -366,7 +383,11 @@ async fn enrolls_runs_once_and_answers_redelivery_from_the_journal() {
     let facts = first.facts.as_ref().expect("facts in the first heartbeat");
     assert_eq!(facts.agent_version, drover_proto::VERSION);
     assert_eq!(
-        first.labels.as_ref().and_then(|l| l.get("role")).map(String::as_str),
+        first
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("role"))
+            .map(String::as_str),
         Some("web")
     );
     let enrolled = c.fake.enrolled.lock().expect("lock").clone();
@@ -374,11 +395,19 @@ async fn enrolls_runs_once_and_answers_redelivery_from_the_journal() {
     assert_eq!(enrolled[0].name, "web-1");
 
     // Credential kept privately.
-    let cred_path = state.path().join("credential.json");
-    let mode = std::fs::metadata(&cred_path).expect("credential").permissions().mode() & 0o777;
+    let cred_path = state.as_path().join("credential.json");
+    let mode = std::fs::metadata(&cred_path)
+        .expect("credential")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
-    let dir_mode = std::fs::metadata(state.path()).expect("dir").permissions().mode() & 0o777;
-    assert_eq!(dir_mode & 0o077, 0, "state dir open to others: {dir_mode:o}");
+    let dir_mode = std::fs::metadata(state.as_path())
+        .expect("dir")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700, "state dir mode {dir_mode:o}");
 
     c.fake.push_work(exec("c1", &["sh", "-c", &script], None));
     wait_for("c1 finished", Duration::from_secs(10), || {
@@ -409,7 +438,7 @@ async fn enrolls_runs_once_and_answers_redelivery_from_the_journal() {
     agent.stop().await;
 
     // Restart without a join token: same identity, still no second run.
-    let agent = start(config(&c.url, state.path(), None));
+    let agent = start(config(&c.url, state.as_path(), None));
     c.fake.push_work(exec("c1", &["sh", "-c", &script], None));
     wait_for("c1 answered after restart", Duration::from_secs(10), || {
         c.fake.finished("c1").len() == 3
@@ -535,7 +564,11 @@ async fn timeout_and_spawn_errors_are_reported() {
         t2.error.as_deref(),
         Some("No such file or directory: nosuchprog")
     );
-    assert_eq!(c.fake.statuses("t2").len(), 1, "no Started for a failed spawn");
+    assert_eq!(
+        c.fake.statuses("t2").len(),
+        1,
+        "no Started for a failed spawn"
+    );
     agent.stop().await;
 }
 
@@ -576,7 +609,8 @@ async fn a_command_interrupted_by_an_agent_restart_is_an_error() {
     std::fs::write(state.path().join("commands/r1.started"), "").expect("write");
 
     let agent = start(config(&c.url, state.path(), None));
-    c.fake.push_work(exec("r1", &["echo", "must not run"], None));
+    c.fake
+        .push_work(exec("r1", &["echo", "must not run"], None));
     wait_for("r1 answered", Duration::from_secs(10), || {
         !c.fake.finished("r1").is_empty()
     })
@@ -645,7 +679,10 @@ async fn a_revoked_credential_is_retried_with_backoff() {
     let attempts = c.fake.heartbeat_attempts.load(Ordering::SeqCst) - attempts0;
     // Backoff from 200 ms: a handful of attempts in 2 s, not a spin.
     assert!(attempts <= 20, "{attempts} heartbeats in 2 s");
-    assert!(!agent.task.is_finished(), "a revoked credential stopped the agent");
+    assert!(
+        !agent.task.is_finished(),
+        "a revoked credential stopped the agent"
+    );
     let before = c.fake.heartbeats().len();
     c.fake.revoked.store(false, Ordering::SeqCst);
     wait_for("heartbeat after restore", Duration::from_secs(15), || {

@@ -13,7 +13,8 @@ use crate::state::AppState;
 /// Starts the monitor loop.
 pub(crate) fn spawn(state: Arc<AppState>) {
     tokio::spawn(async move {
-        let period = (state.config.down_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let period =
+            (state.config.down_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -146,7 +146,9 @@ pub(crate) async fn poll(
         }
         // Wait for a notice for this host, re-checking the store at least every second
         // (a notice can be lost; the store cannot).
-        let tick = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)));
+        let tick = tokio::time::sleep_until(
+            deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)),
+        );
         tokio::pin!(tick);
         loop {
             tokio::select! {
@@ -178,9 +180,12 @@ pub(crate) async fn output(
         .await?
     {
         Some(_) => Ok(StatusCode::NO_CONTENT),
-        None => Err(ApiError::not_found(format!(
-            "no command {command_id} for this host"
-        ))),
+        None => {
+            tracing::warn!(agent = %agent.name, command_id, "output for an unknown command");
+            Err(ApiError::not_found(format!(
+                "no command {command_id} for this host"
+            )))
+        }
     }
 }
 
@@ -191,10 +196,12 @@ pub(crate) async fn status(
     Body(update): Body<CommandUpdate>,
 ) -> ApiResult<StatusCode> {
     let known = match update {
-        CommandUpdate::Started { .. } => state
-            .store
-            .command_started(&command_id, &agent.host_id)
-            .await?,
+        CommandUpdate::Started { .. } => {
+            state
+                .store
+                .command_started(&command_id, &agent.host_id)
+                .await?
+        }
         CommandUpdate::Finished { result } => {
             match state
                 .store
@@ -204,7 +211,9 @@ pub(crate) async fn status(
                 Some(settled) => {
                     monitor::after_settle(&state, settled).await;
                     // A slot may be free now: dispatch the next targets of the execution.
-                    if let Some(execution_id) = state.store.execution_of_command(&command_id).await? {
+                    if let Some(execution_id) =
+                        state.store.execution_of_command(&command_id).await?
+                    {
                         monitor::dispatch(&state, &execution_id).await;
                     }
                     true

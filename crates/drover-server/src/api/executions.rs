@@ -44,7 +44,9 @@ pub(crate) async fn create_run(
         ));
     }
     if req.parallel == Some(0) {
-        return Err(ApiError::bad_request("field `parallel`: must be at least 1"));
+        return Err(ApiError::bad_request(
+            "field `parallel`: must be at least 1",
+        ));
     }
     if let Some(t) = req.timeout_ms {
         if t == 0 || t > MAX_TIMEOUT_MS {
@@ -347,8 +349,8 @@ async fn replay_stored(
             sent.cursor = row;
             let next = sent.next_seq.get(&chunk.host_id).copied().unwrap_or(0);
             // The truncation marker shares the seq of the chunk it follows.
-            let is_marker = chunk.data == drover_proto::executions::TRUNCATION_MARKER
-                && chunk.seq + 1 == next;
+            let is_marker =
+                chunk.data == drover_proto::executions::TRUNCATION_MARKER && chunk.seq + 1 == next;
             if sent.fresh(&chunk) || is_marker {
                 tx.send(sse_json(stream_events::OUTPUT, &chunk)).await?;
             }

@@ -48,7 +48,11 @@ pub(crate) async fn list(
         .await?
         .into_iter()
         .filter(|h| selector.matches(h))
-        .filter(|h| p.after.as_ref().is_none_or(|a| h.name.as_str() > a.as_str()))
+        .filter(|h| {
+            p.after
+                .as_ref()
+                .is_none_or(|a| h.name.as_str() > a.as_str())
+        })
         .take(limit + 1)
         .collect();
     let next = if items.len() > limit {

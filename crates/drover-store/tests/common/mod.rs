@@ -122,9 +122,9 @@ async fn setup(backend: Backend) -> (Ctx, Guard) {
                 });
             pool.close().await;
             let url = with_database(&admin, &name);
-            let store = Store::connect(&url).await.unwrap_or_else(|e| {
-                panic!("connect {}: {e}", drover_store::redact_url(&url))
-            });
+            let store = Store::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("connect {}: {e}", drover_store::redact_url(&url)));
             (
                 Ctx {
                     store,
@@ -373,5 +373,8 @@ fn database_name_replaces_the_admin_one() {
         with_database("postgres://u:p@h/postgres?sslmode=disable", "x"),
         "postgres://u:p@h/x?sslmode=disable"
     );
-    assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+    assert_eq!(
+        with_database("postgres://u@h:5432", "x"),
+        "postgres://u@h:5432/x"
+    );
 }

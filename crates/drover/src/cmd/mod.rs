@@ -1,0 +1,149 @@
+//! Command-line verbs. Each verb lives in its own module; this one holds the argument
+//! definitions and the dispatch.
+
+mod agent;
+mod demo;
+mod events;
+mod executions;
+mod hosts;
+mod login;
+mod run;
+mod server;
+mod tokens;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::Client;
+
+/// drover drives a fleet of hosts: one binary for the controller, the agents and this CLI.
+///
+/// Start with `drover demo`. Point the CLI at a controller with `drover login` or the
+/// DROVER_URL and DROVER_TOKEN environment variables.
+#[derive(Parser, Debug)]
+#[command(name = "drover", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the client verbs find the controller.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// Controller URL (else DROVER_URL, else the saved login).
+    #[arg(long, env = "DROVER_URL", global = true, hide_env_values = true)]
+    url: Option<String>,
+    /// API token (else DROVER_TOKEN, else the saved login).
+    #[arg(long, env = "DROVER_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Conn {
+    /// A client from flags, environment or the saved login.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let saved = crate::config::load()?;
+        let url = self
+            .url
+            .clone()
+            .or_else(|| saved.as_ref().map(|s| s.url.clone()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no controller given: pass --url, set DROVER_URL, or run `drover login`"
+                )
+            })?;
+        let token = self
+            .token
+            .clone()
+            .or_else(|| saved.as_ref().map(|s| s.token.clone()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no token given: pass --token, set DROVER_TOKEN, or run `drover login`"
+                )
+            })?;
+        Client::new(&url, &token)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controller (API, agent hub, store).
+    Server(server::ServerArgs),
+    /// Run the agent on this host.
+    Agent(agent::AgentArgs),
+    /// Start a throw-away controller with 3 local agents and show drover at work.
+    Demo(demo::DemoArgs),
+    /// Run a command on every matching host and stream its output.
+    Run(run::RunArgs),
+    /// List executions, or show one.
+    Executions(executions::ExecutionsArgs),
+    /// List or follow the event log (the audit trail).
+    Events(events::EventsArgs),
+    /// List hosts, or show one.
+    Hosts(hosts::HostsArgs),
+    /// Create, list and revoke API and join tokens (admin).
+    Tokens(tokens::TokensArgs),
+    /// Check a token against a controller and save both for later commands.
+    Login(login::LoginArgs),
+}
+
+/// Runs the chosen verb and maps its outcome to an exit code.
+pub async fn dispatch(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Server(a) => server::run(a).await,
+        Command::Agent(a) => agent::run(a).await,
+        Command::Demo(a) => demo::run(a).await,
+        Command::Run(a) => run::run(a).await,
+        Command::Executions(a) => executions::run(a).await,
+        Command::Events(a) => events::run(a).await,
+        Command::Hosts(a) => hosts::run(a).await,
+        Command::Tokens(a) => tokens::run(a).await,
+        Command::Login(a) => login::run(a).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Exit code for input the user must fix (bad selector, duration…), as clap uses.
+pub const USAGE: u8 = 2;
+
+/// Prints a usage error and returns its exit code.
+pub fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(USAGE)
+}
+
+/// Sets up logging for long-running verbs (`RUST_LOG` overrides `default`).
+pub fn init_logging(default: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn terminate_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
