@@ -144,6 +144,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         channel: Arc::new(channel.with_credential(&identity.credential)),
         journal,
         host_id: identity.host_id.clone(),
+        host_name: identity.name.clone(),
         labels: config.labels.clone(),
         poll_wait: config.poll_wait,
         active: Mutex::new(HashMap::new()),
@@ -255,6 +256,8 @@ struct Agent {
     channel: Arc<Channel>,
     journal: Journal,
     host_id: String,
+    /// The host name this agent enrolled as (given to commands as `DROVER_HOST`).
+    host_name: String,
     labels: BTreeMap<String, String>,
     poll_wait: Duration,
     active: Mutex<HashMap<String, Active>>,
@@ -537,8 +540,14 @@ impl Agent {
         let task_id = id.clone();
         let task_cancel = cancel.clone();
         self.spawn_tracked(id, cancel, async move {
+            let env = vec![
+                ("DROVER_HOST".to_string(), agent.host_name.clone()),
+                ("DROVER_HOST_ID".to_string(), agent.host_id.clone()),
+                ("DROVER_EXECUTION_ID".to_string(), execution_id),
+                ("DROVER_COMMAND_ID".to_string(), task_id.clone()),
+            ];
             agent
-                .run_command(&task_id, argv, timeout, task_cancel)
+                .run_command(&task_id, argv, &env, timeout, task_cancel)
                 .await;
             agent.active().remove(&task_id);
         });
@@ -548,6 +557,7 @@ impl Agent {
         self: &Arc<Self>,
         id: &str,
         argv: Vec<String>,
+        env: &[(String, String)],
         timeout: Option<Duration>,
         cancel: CancellationToken,
     ) {
@@ -562,8 +572,16 @@ impl Agent {
             result_rx,
             self.shutdown.clone(),
         ));
-        let exit =
-            process::execute(&argv, timeout, &output, &cancel, &self.shutdown, started_tx).await;
+        let exit = process::execute(
+            &argv,
+            env,
+            timeout,
+            &output,
+            &cancel,
+            &self.shutdown,
+            started_tx,
+        )
+        .await;
         let result = exit.into_result(output.next_seq());
         tracing::info!(
             command = id,

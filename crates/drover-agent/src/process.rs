@@ -149,25 +149,28 @@ enum Why {
     Shutdown,
 }
 
-/// Runs `argv` in its own process group, feeding its output into `output` (closed when
+/// Runs `argv` (with `env` added to the agent's environment) in its own process group,
+/// feeding its output into `output` (closed when
 /// this returns). Sends the leader's pid on `started` after the spawn. The group is
 /// terminated when `timeout` runs out or `cancel` is cancelled (SIGTERM, then SIGKILL
 /// after [`TERM_GRACE`]), and killed at once when `shutdown` is cancelled.
 pub(crate) async fn execute(
     argv: &[String],
+    env: &[(String, String)],
     timeout: Option<Duration>,
     output: &Arc<OutputBuffer>,
     cancel: &CancellationToken,
     shutdown: &CancellationToken,
     started: oneshot::Sender<u32>,
 ) -> Exit {
-    let exit = execute_inner(argv, timeout, output, cancel, shutdown, started).await;
+    let exit = execute_inner(argv, env, timeout, output, cancel, shutdown, started).await;
     output.close();
     exit
 }
 
 async fn execute_inner(
     argv: &[String],
+    env: &[(String, String)],
     timeout: Option<Duration>,
     output: &Arc<OutputBuffer>,
     cancel: &CancellationToken,
@@ -179,6 +182,7 @@ async fn execute_inner(
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -338,7 +342,7 @@ mod tests {
             rrx,
             CancellationToken::new(),
         ));
-        let exit = execute(&argv, timeout, &output, &cancel, &shutdown, stx).await;
+        let exit = execute(&argv, &[], timeout, &output, &cancel, &shutdown, stx).await;
         let chunks = output.next_seq();
         let _ = rtx.send(exit.clone().into_result(chunks));
         assert_eq!(sender.await.expect("join"), Delivery::Accepted);
@@ -594,7 +598,7 @@ mod tests {
         let argv = argv(&["sh", "-c", "printf 'prompt> '; sleep 300"]);
         let exec = tokio::spawn({
             let (output, cancel) = (output.clone(), cancel.clone());
-            async move { execute(&argv, None, &output, &cancel, &shutdown, stx).await }
+            async move { execute(&argv, &[], None, &output, &cancel, &shutdown, stx).await }
         });
         let mut seen = false;
         for _ in 0..100 {

@@ -101,15 +101,14 @@ impl Store {
             format!("${n}")
         };
         let kind = filter.kind.as_deref().map(|k| match k.strip_suffix('*') {
-            Some(prefix) => (
-                true,
-                format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_")),
-            ),
+            Some(prefix) => (true, prefix.to_string()),
             None => (false, k.to_string()),
         });
-        if let Some((like, _)) = &kind {
-            if *like {
-                sql.push_str(&format!(" AND type LIKE {} ESCAPE '\\'", arg()));
+        if let Some((prefix, _)) = &kind {
+            if *prefix {
+                // Not LIKE: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+                let a = arg();
+                sql.push_str(&format!(" AND substr(type, 1, length({a})) = {a}"));
             } else {
                 sql.push_str(&format!(" AND type = {}", arg()));
             }

@@ -151,6 +151,19 @@ fn to_i64(v: u64) -> i64 {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// Locks an execution's row until the transaction ends (PostgreSQL; SQLite's
+/// `BEGIN IMMEDIATE` already serialises writers). Writers that change an execution's
+/// targets take it first, so they queue per execution in one order and never deadlock.
+async fn lock_execution(tx: &mut Tx, dialect: Dialect, execution_id: &str) -> Result<()> {
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT id FROM executions WHERE id = $1 FOR UPDATE")
+            .bind(execution_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Which in-flight targets [`Store::fail_targets`] gives up on.
 enum Overdue<'a> {
     /// Those of this host.
@@ -360,10 +373,13 @@ impl Store {
         settled: &mut Settled,
         notices: &mut Vec<Notice>,
     ) -> Result<()> {
-        let row = sqlx::query(sql!("SELECT {EXEC_COLUMNS} FROM executions WHERE id = $1"))
-            .bind(execution_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row = sqlx::query(sql!(
+            "SELECT {EXEC_COLUMNS} FROM executions WHERE id = $1{}",
+            self.dialect.for_update()
+        ))
+        .bind(execution_id)
+        .fetch_optional(&mut **tx)
+        .await?;
         let Some(row) = row else { return Ok(()) };
         let mut exec = execution(&row)?;
         if exec.status.is_final() {
@@ -536,8 +552,10 @@ impl Store {
         chunks: &[OutputChunk],
     ) -> Result<Option<OutputAccepted>> {
         let mut tx = self.begin_write().await?;
+        // Locked: a resend racing the first attempt waits, then sees its `next_seq`.
         let row = sqlx::query(sql!(
-            "SELECT {TARGET_COLUMNS} FROM targets WHERE command_id = $1 AND host_id = $2"
+            "SELECT {TARGET_COLUMNS} FROM targets WHERE command_id = $1 AND host_id = $2{}",
+            self.dialect.for_update()
         ))
         .bind(command_id)
         .bind(host_id)
@@ -632,16 +650,25 @@ impl Store {
     ) -> Result<Option<Settled>> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT execution_id, status FROM targets WHERE command_id = $1 AND host_id = $2",
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT execution_id FROM targets WHERE command_id = $1 AND host_id = $2",
         )
         .bind(command_id)
         .bind(host_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((execution_id, status)) = row else {
+        let Some((execution_id,)) = row else {
             return Ok(None);
         };
+        // The execution row first (as every writer of its targets does): the results of
+        // its last targets, arriving together at two controllers, queue here, so the
+        // last one sees all the others and finishes the execution.
+        lock_execution(&mut tx, self.dialect, &execution_id).await?;
+        let (status,): (String,) =
+            sqlx::query_as("SELECT status FROM targets WHERE command_id = $1")
+                .bind(command_id)
+                .fetch_one(&mut *tx)
+                .await?;
         let mut settled = Settled::default();
         let mut notices = Vec::new();
         sqlx::query("UPDATE commands SET status = 'done' WHERE id = $1")
@@ -707,39 +734,50 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let condition = match which {
-            Overdue::Host(_) => "host_id = $2",
-            Overdue::DeadlineBefore(_) => "deadline < $2",
+            Overdue::Host(_) => "host_id = $1",
+            Overdue::DeadlineBefore(_) => "deadline < $1",
         };
-        let sql = format!(
-            "UPDATE targets SET status = $1, error = $3, finished_at = $4 WHERE {condition} \
-             AND status IN ('dispatched', 'running') RETURNING execution_id, command_id"
-        );
-        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status.as_str());
-        let q = match which {
+        let bind = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| match which
+        {
             Overdue::Host(h) => q.bind(h.to_string()),
             Overdue::DeadlineBefore(t) => q.bind(t),
         };
-        let rows = q.bind(reason).bind(now).fetch_all(&mut *tx).await?;
+        let in_flight = "status IN ('dispatched', 'running')";
+        let executions: Vec<String> = bind(sqlx::query(sql!(
+            "SELECT DISTINCT execution_id FROM targets WHERE {condition} AND {in_flight} \
+             ORDER BY execution_id"
+        )))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("execution_id"))
+        .collect::<std::result::Result<_, _>>()?;
         let mut settled = Settled::default();
         let mut notices = Vec::new();
-        let mut executions = Vec::new();
-        for row in &rows {
-            let execution_id: String = row.try_get("execution_id")?;
-            let command_id: Option<String> = row.try_get("command_id")?;
-            if let Some(cid) = command_id {
-                // Ask the agent to stop it, in case it is still running.
-                sqlx::query(
-                    "UPDATE commands SET cancel_requested = 1 WHERE id = $1 AND status <> 'done'",
-                )
-                .bind(cid)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if !executions.contains(&execution_id) {
-                executions.push(execution_id);
-            }
+        // Execution rows first, in id order (see `finish_command`), then per execution:
+        // ask the agents to stop (in case they still run it), mark the targets, settle.
+        for execution_id in &executions {
+            lock_execution(&mut tx, self.dialect, execution_id).await?;
         }
         for execution_id in &executions {
+            bind(sqlx::query(sql!(
+                "UPDATE commands SET cancel_requested = 1 WHERE status <> 'done' AND id IN \
+                 (SELECT command_id FROM targets WHERE {condition} AND {in_flight} \
+                  AND execution_id = $2)"
+            )))
+            .bind(execution_id)
+            .execute(&mut *tx)
+            .await?;
+            bind(sqlx::query(sql!(
+                "UPDATE targets SET status = $3, error = $4, finished_at = $5 \
+                 WHERE {condition} AND {in_flight} AND execution_id = $2"
+            )))
+            .bind(execution_id)
+            .bind(status.as_str())
+            .bind(reason.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             self.settle(&mut tx, execution_id, &mut settled, &mut notices)
                 .await?;
         }
@@ -759,10 +797,13 @@ impl Store {
     pub async fn request_cancel(&self, execution_id: &str, actor: &str) -> Result<Option<Settled>> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let row: Option<(String,)> = sqlx::query_as("SELECT status FROM executions WHERE id = $1")
-            .bind(execution_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row: Option<(String,)> = sqlx::query_as(sql!(
+            "SELECT status FROM executions WHERE id = $1{}",
+            self.dialect.for_update()
+        ))
+        .bind(execution_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((status,)) = row else {
             return Ok(None);
         };

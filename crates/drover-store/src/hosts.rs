@@ -66,47 +66,54 @@ impl Store {
     ) -> Result<Enrolled> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let existing: Option<(String,)> = sqlx::query_as("SELECT id FROM hosts WHERE name = $1")
+        // Insert first, so that concurrent enrollments under one name (an agent retrying,
+        // two controllers) agree on one row: the losers wait for the winner's commit and
+        // then take the re-enrollment path.
+        let created = sqlx::query(
+            "INSERT INTO hosts (id, name, status, labels, facts, enrolled_at, last_seen_at) \
+             VALUES ($1, $2, 'up', $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(new_id)
+        .bind(name)
+        .bind(to_json(labels))
+        .bind(to_json(facts))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let (host_id, revoked) = if created {
+            (new_id.to_string(), 0)
+        } else {
+            // The row lock queues concurrent re-enrollments, so that each one sees (and
+            // revokes) the credential of the one before.
+            let (id,): (String,) = sqlx::query_as(sql!(
+                "SELECT id FROM hosts WHERE name = $1{}",
+                self.dialect.for_update()
+            ))
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        let (host_id, created, revoked) = match existing {
-            Some((id,)) => {
-                let revoked = sqlx::query(
-                    "UPDATE tokens SET revoked_at = $1 WHERE host_id = $2 AND kind = 'agent' \
-                     AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                sqlx::query(
-                    "UPDATE hosts SET labels = $1, facts = $2, status = 'up', last_seen_at = $3 \
-                     WHERE id = $4",
-                )
-                .bind(to_json(labels))
-                .bind(to_json(facts))
-                .bind(now)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-                (id, false, revoked)
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO hosts (id, name, status, labels, facts, enrolled_at, last_seen_at) \
-                     VALUES ($1, $2, 'up', $3, $4, $5, $5)",
-                )
-                .bind(new_id)
-                .bind(name)
-                .bind(to_json(labels))
-                .bind(to_json(facts))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                (new_id.to_string(), true, 0)
-            }
+            let revoked = sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 WHERE host_id = $2 AND kind = 'agent' \
+                 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "UPDATE hosts SET labels = $1, facts = $2, status = 'up', last_seen_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(to_json(labels))
+            .bind(to_json(facts))
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            (id, revoked)
         };
         let credential = NewToken {
             host_id: Some(host_id.clone()),

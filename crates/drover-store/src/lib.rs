@@ -69,6 +69,17 @@ impl Dialect {
             Dialect::Postgres => "BEGIN",
         }
     }
+
+    /// Suffix of a `SELECT` that locks the rows it reads until the transaction ends, so
+    /// that concurrent writers of those rows (another controller) queue behind it and
+    /// the statements after it see their changes. SQLite needs none: `BEGIN IMMEDIATE`
+    /// already serialises writers.
+    fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
 }
 
 /// Handle to the database; cheap to clone.

@@ -77,6 +77,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             "Use: export DROVER_URL=http://{} DROVER_TOKEN={}",
             server.addr, b.admin_token
         );
+    } else {
+        println!("Store already initialised; its tokens were shown at its first start.");
     }
     terminate_signal().await;
     tracing::info!("shutting down");
