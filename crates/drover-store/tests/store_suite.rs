@@ -86,6 +86,7 @@ suite!(
     unfinished_executions_lists_open_ones,
     list_executions_filters_and_pages,
     list_output_order_and_cursor,
+    events_follower_sees_every_event,
 );
 
 /// Both notifiers of two controllers on one PostgreSQL database talk through
@@ -2450,4 +2451,75 @@ async fn list_output_order_and_cursor(ctx: Ctx) {
         })
         .await
     );
+}
+
+/// A follower paging with a cursor (`events --follow`, the rule engine) while several
+/// controllers append must see every event: an id must never become visible after a
+/// larger one was read.
+async fn events_follower_sees_every_event(ctx: Ctx) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 40;
+    let other = ctx.connect_again().await;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let st = if w % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            other.clone()
+        };
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..EACH {
+                if i % 10 == 0 {
+                    // A bigger transaction with its event at the end.
+                    st.enroll_host(
+                        &format!("h-{w}-{i}"),
+                        &format!("n-{w}-{i}"),
+                        &labels(&[]),
+                        &facts("x"),
+                        credential(&format!("c-{w}-{i}")),
+                    )
+                    .await
+                    .unwrap();
+                } else {
+                    ids.push(
+                        st.append_event(NewEvent::new("test.load", "w", json!({ "w": w })))
+                            .await
+                            .unwrap(),
+                    );
+                }
+            }
+            ids
+        }));
+    }
+    let follower = {
+        let st = ctx.store.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while seen.len() < WRITERS * EACH && tokio::time::Instant::now() < deadline {
+                let page = st
+                    .list_events(&filter(None, EventOrder::Asc, cursor, 1_000))
+                    .await
+                    .unwrap();
+                if let Some(last) = page.last() {
+                    cursor = Some(last.id);
+                }
+                seen.extend(page.into_iter().map(|e| e.id));
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    let seen = follower.await.unwrap();
+    let all: Vec<i64> = events_of(&ctx.store, "*").await.iter().map(|e| e.id).collect();
+    assert_eq!(all.len(), WRITERS * EACH);
+    let seen_set: BTreeSet<i64> = seen.iter().copied().collect();
+    let missed: Vec<i64> = all.iter().copied().filter(|id| !seen_set.contains(id)).collect();
+    assert!(missed.is_empty(), "the follower missed {} events: {missed:?}", missed.len());
+    other.close().await;
 }

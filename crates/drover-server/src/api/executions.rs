@@ -48,12 +48,12 @@ pub(crate) async fn create_run(
             "field `parallel`: must be at least 1",
         ));
     }
-    if let Some(t) = req.timeout_ms {
-        if t == 0 || t > MAX_TIMEOUT_MS {
-            return Err(ApiError::bad_request(format!(
-                "field `timeout_ms`: must be 1 to {MAX_TIMEOUT_MS}"
-            )));
-        }
+    if let Some(t) = req.timeout_ms
+        && (t == 0 || t > MAX_TIMEOUT_MS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "field `timeout_ms`: must be 1 to {MAX_TIMEOUT_MS}"
+        )));
     }
     let selector = parse_selector("field `selector`", &req.selector)?;
     let hosts = state.store.list_hosts().await?;
