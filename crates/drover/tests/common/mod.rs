@@ -309,6 +309,11 @@ impl Agent {
         }
     }
 
+    /// Starts an agent that enrolls with a given join token.
+    pub fn start_with(ctl: &Controller, dir: &Path, name: &str, join: &str) -> Agent {
+        Agent::start(&ctl.url, join, dir, name, &[])
+    }
+
     /// SIGKILL.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
