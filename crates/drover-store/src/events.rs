@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use crate::notify::Notice;
 use crate::rows::{json, now_ms, time, to_json};
-use crate::{Result, Store};
+use crate::{Dialect, Result, Store};
 
 /// An event to append.
 #[derive(Debug, Clone)]
@@ -66,12 +66,28 @@ fn event(row: &AnyRow) -> Result<Event> {
     })
 }
 
+/// Key of the PostgreSQL advisory lock that orders event inserts ("drover" + 1).
+const EVENTS_LOCK: i64 = 0x6472_6f76_6572_0001;
+
 /// Appends an event inside an open transaction (so that a state change and its event
 /// commit together). The caller publishes the notice after commit.
-pub(crate) async fn append_in<'e, E>(exec: E, ev: &NewEvent) -> Result<i64>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
+///
+/// With PostgreSQL the transaction then holds [`EVENTS_LOCK`] until it ends: ids come
+/// from a sequence at insert but become visible at commit, so without it a reader paging
+/// by id (`events --follow`, the rule engine) could pass an id whose transaction commits
+/// later, and never see that event. SQLite's single writer gives the same order. The
+/// lock is taken last in every transaction: after it, nothing waits on another row.
+pub(crate) async fn append_in(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    ev: &NewEvent,
+) -> Result<i64> {
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(EVENTS_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO events (time, type, actor, payload) VALUES ($1, $2, $3, $4) RETURNING id",
     )
@@ -79,7 +95,7 @@ where
     .bind(&ev.kind)
     .bind(&ev.actor)
     .bind(to_json(&ev.payload))
-    .fetch_one(exec)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(id)
 }
@@ -87,7 +103,9 @@ where
 impl Store {
     /// Appends an event and tells waiters.
     pub async fn append_event(&self, ev: NewEvent) -> Result<i64> {
-        let id = append_in(&self.pool, &ev).await?;
+        let mut tx = self.begin_write().await?;
+        let id = append_in(&mut tx, self.dialect, &ev).await?;
+        tx.commit().await?;
         self.notifier.publish(Notice::Event { id });
         Ok(id)
     }

@@ -151,6 +151,10 @@ fn to_i64(v: u64) -> i64 {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// First key of the PostgreSQL advisory locks that order the output inserts of one
+/// execution ("drov"); the second is a hash of the execution id.
+const OUTPUT_LOCK_CLASS: i32 = 0x6472_6f76;
+
 /// Locks an execution's row until the transaction ends (PostgreSQL; SQLite's
 /// `BEGIN IMMEDIATE` already serialises writers). Writers that change an execution's
 /// targets take it first, so they queue per execution in one order and never deadlock.
@@ -206,7 +210,8 @@ impl Store {
             .await?;
         }
         let event_id = append_in(
-            &mut *tx,
+            &mut tx,
+            self.dialect,
             &NewEvent::new(
                 types::EXECUTION_REQUESTED,
                 &new.actor,
@@ -338,7 +343,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let id = append_in(
-                &mut *tx,
+                &mut tx,
+                self.dialect,
                 &NewEvent::new(
                     types::EXECUTION_STARTED,
                     &actor,
@@ -406,7 +412,8 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         let id = append_in(
-            &mut **tx,
+            tx,
+            self.dialect,
             &NewEvent::new(
                 types::EXECUTION_FINISHED,
                 &exec.actor,
@@ -563,6 +570,15 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let execution_id: String = row.try_get("execution_id")?;
+        if self.dialect == Dialect::Postgres {
+            // Output row ids of one execution become visible in order (see `append_in`
+            // for events): a stream paging by id must not pass a row committed later.
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(OUTPUT_LOCK_CLASS)
+                .bind(&execution_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let host_name: String = row.try_get("host_name")?;
         let mut stored: i64 = row.try_get("output_bytes")?;
         let mut truncated = row.try_get::<i64, _>("truncated")? != 0;
@@ -754,12 +770,22 @@ impl Store {
         .collect::<std::result::Result<_, _>>()?;
         let mut settled = Settled::default();
         let mut notices = Vec::new();
-        // Execution rows first, in id order (see `finish_command`), then per execution:
-        // ask the agents to stop (in case they still run it), mark the targets, settle.
+        // Execution rows first, in id order (see `finish_command`); then per execution
+        // ask the agents to stop (in case they still run it) and mark the targets; then
+        // settle, which appends events, last (see `append_in`).
         for execution_id in &executions {
             lock_execution(&mut tx, self.dialect, execution_id).await?;
         }
         for execution_id in &executions {
+            // Never delivered yet: it never will be.
+            bind(sqlx::query(sql!(
+                "UPDATE commands SET status = 'done' WHERE status = 'queued' AND id IN \
+                 (SELECT command_id FROM targets WHERE {condition} AND {in_flight} \
+                  AND execution_id = $2)"
+            )))
+            .bind(execution_id)
+            .execute(&mut *tx)
+            .await?;
             bind(sqlx::query(sql!(
                 "UPDATE commands SET cancel_requested = 1 WHERE status <> 'done' AND id IN \
                  (SELECT command_id FROM targets WHERE {condition} AND {in_flight} \
@@ -778,6 +804,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        }
+        for execution_id in &executions {
             self.settle(&mut tx, execution_id, &mut settled, &mut notices)
                 .await?;
         }
@@ -842,7 +870,8 @@ impl Store {
             notices.push(Notice::Commands { host_id });
         }
         let id = append_in(
-            &mut *tx,
+            &mut tx,
+            self.dialect,
             &NewEvent::new(
                 types::EXECUTION_CANCEL_REQUESTED,
                 actor,

@@ -121,7 +121,8 @@ impl Store {
         };
         tokens::insert(&mut *tx, &credential, now).await?;
         let event_id = append_in(
-            &mut *tx,
+            &mut tx,
+            self.dialect,
             &NewEvent::new(
                 types::HOST_REGISTERED,
                 &format!("agent:{name}"),
@@ -227,7 +228,8 @@ impl Store {
             let silent_ms = now_ms() - h.last_seen_at.timestamp_millis();
             events.push(
                 append_in(
-                    &mut *tx,
+                    &mut tx,
+                    self.dialect,
                     &NewEvent::new(
                         types::HOST_DOWN,
                         "system",

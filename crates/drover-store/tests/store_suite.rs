@@ -87,6 +87,7 @@ suite!(
     list_executions_filters_and_pages,
     list_output_order_and_cursor,
     events_follower_sees_every_event,
+    output_follower_sees_every_chunk,
 );
 
 /// Both notifiers of two controllers on one PostgreSQL database talk through
@@ -1352,13 +1353,13 @@ async fn take_commands_delivers_once_then_redelivers(ctx: Ctx) {
     assert!(s.take_commands("nobody", 0).await.unwrap().0.is_empty());
 
     // Again after redeliver_after without a `started`.
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    assert!(s.has_work(h, 10).await.unwrap());
-    let (again, _) = s.take_commands(h, 10).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(s.has_work(h, 300).await.unwrap());
+    let (again, _) = s.take_commands(h, 300).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, cmd);
-    // ... and not right after that re-delivery.
-    assert!(s.take_commands(h, 10).await.unwrap().0.is_empty());
+    // ... and not right after that re-delivery (its time was refreshed).
+    assert!(s.take_commands(h, 300).await.unwrap().0.is_empty());
 
     // Once started, it is not re-delivered however long it runs.
     assert!(s.command_started(&cmd, h).await.unwrap());
@@ -1448,7 +1449,7 @@ async fn command_started_marks_target_running(ctx: Ctx) {
 fn chunk(seq: u64, data: &str) -> OutputChunk {
     OutputChunk {
         seq,
-        stream: if seq % 2 == 0 {
+        stream: if seq.is_multiple_of(2) {
             OutputStream::Stdout
         } else {
             OutputStream::Stderr
@@ -1979,7 +1980,7 @@ async fn request_cancel_cancels_queued_and_flags_delivered(ctx: Ctx) {
     assert!(s.has_work(&hosts[0].id, 60_000).await.unwrap());
     let (cmds, cancel) = s.take_commands(&hosts[0].id, 60_000).await.unwrap();
     assert!(cmds.is_empty());
-    assert_eq!(cancel, [c0.clone()]);
+    assert_eq!(cancel, std::slice::from_ref(&c0));
     // Cancelled targets are not dispatched; no slot is refilled.
     let again = s.dispatch("e1").await.unwrap();
     assert!(again.dispatched.is_empty());
@@ -2150,6 +2151,12 @@ async fn fail_host_targets_marks_unreachable(ctx: Ctx) {
             .unwrap()
             .finished
             .is_empty()
+    );
+    // b's command was queued, never taken: once given up it is never delivered.
+    let (commands, cancels) = s.take_commands(b, 0).await.unwrap();
+    assert!(
+        commands.is_empty() && cancels.is_empty(),
+        "given-up queued command delivered: {commands:?} {cancels:?}"
     );
     let settled = s.fail_host_targets(c, "gone").await.unwrap();
     assert_eq!(settled.finished.len(), 1);
@@ -2516,10 +2523,86 @@ async fn events_follower_sees_every_event(ctx: Ctx) {
         w.await.unwrap();
     }
     let seen = follower.await.unwrap();
-    let all: Vec<i64> = events_of(&ctx.store, "*").await.iter().map(|e| e.id).collect();
+    let all: Vec<i64> = events_of(&ctx.store, "*")
+        .await
+        .iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(all.len(), WRITERS * EACH);
     let seen_set: BTreeSet<i64> = seen.iter().copied().collect();
-    let missed: Vec<i64> = all.iter().copied().filter(|id| !seen_set.contains(id)).collect();
-    assert!(missed.is_empty(), "the follower missed {} events: {missed:?}", missed.len());
+    let missed: Vec<i64> = all
+        .iter()
+        .copied()
+        .filter(|id| !seen_set.contains(id))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "the follower missed {} events: {missed:?}",
+        missed.len()
+    );
+    other.close().await;
+}
+
+/// The same for stored output: a reader following an execution's output by row id while
+/// its hosts report together must see every stored chunk.
+async fn output_follower_sees_every_chunk(ctx: Ctx) {
+    const HOSTS: usize = 6;
+    const EACH: u64 = 40;
+    let other = ctx.connect_again().await;
+    let hosts = enroll_many(&ctx.store, "w", HOSTS).await;
+    ctx.store
+        .create_execution(&new_execution("e1", &hosts, None, None))
+        .await
+        .unwrap();
+    let d = ctx.store.dispatch("e1").await.unwrap();
+    let mut agents = Vec::new();
+    for (i, dc) in d.dispatched.into_iter().enumerate() {
+        let st = if i % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            other.clone()
+        };
+        agents.push(tokio::spawn(async move {
+            for seq in 0..EACH {
+                st.append_output(&dc.command_id, &dc.host_id, &[chunk(seq, "x\n")])
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        }));
+    }
+    let follower = {
+        let st = ctx.store.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after = 0;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while seen.len() < HOSTS * EACH as usize && tokio::time::Instant::now() < deadline {
+                let page = st.list_output("e1", after, 1_000).await.unwrap();
+                if let Some((last, _)) = page.last() {
+                    after = *last;
+                }
+                seen.extend(page.into_iter().map(|(id, _)| id));
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    for a in agents {
+        a.await.unwrap();
+    }
+    let seen: BTreeSet<i64> = follower.await.unwrap().into_iter().collect();
+    let all = ctx.store.list_output("e1", 0, 100_000).await.unwrap();
+    assert_eq!(all.len(), HOSTS * EACH as usize);
+    let missed: Vec<i64> = all
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !seen.contains(id))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "the follower missed {} chunks: {missed:?}",
+        missed.len()
+    );
     other.close().await;
 }
