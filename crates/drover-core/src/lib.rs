@@ -10,11 +10,14 @@
 //! - [`output`] — bounding the command output the controller stores per host.
 //! - [`execution_status`] — an execution's status and counts from its targets.
 //! - [`dispatch`] — how many pending targets may start now.
+//! - [`instance`] — desired and live instances, lifecycle, rollout policy: the inputs
+//!   of the delta and the plan.
 
 #![warn(missing_docs)]
 
 pub mod dispatch;
 pub mod duration;
 pub mod execution_status;
+pub mod instance;
 pub mod output;
 pub mod selector;
