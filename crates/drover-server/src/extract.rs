@@ -16,14 +16,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let path = req
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| req.uri().path().to_string());
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                tracing::warn!(%path, "refused a request body over the size limit");
                 ApiError::too_large("request body is larger than the controller accepts")
             } else {
                 ApiError::bad_request(format!("cannot read request body: {}", r.body_text()))
             }
         })?;
-        parse_json(&bytes).map(Body)
+        parse_json(&bytes).map(Body).inspect_err(|e| {
+            // Refused and logged; nothing was changed. Agents' malformed messages show
+            // up here too, with the agent path.
+            tracing::warn!(%path, error = %e.detail(), "refused a malformed request body");
+        })
     }
 }
 

@@ -46,7 +46,41 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .nest(drover_proto::API_PREFIX, api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            refuse_announced_oversize(limit, req, next)
+        }))
         .with_state(state)
+}
+
+/// Answers 413 at once when `Content-Length` announces more than `limit`, before a byte
+/// of the body is read. Bodies without a length (chunked) are cut off by
+/// [`DefaultBodyLimit`] while they are read.
+async fn refuse_announced_oversize(
+    limit: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        tracing::warn!(path = %req.uri().path(), "refused a request body over the size limit");
+        let mut resp = ApiError::too_large(format!(
+            "request body of {} bytes is over the limit of {limit} bytes",
+            announced.unwrap_or(0)
+        ))
+        .into_response();
+        // The unread body makes the connection unusable: say so.
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return resp;
+    }
+    next.run(req).await
 }
 
 async fn health() -> Json<serde_json::Value> {
