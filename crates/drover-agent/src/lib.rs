@@ -324,6 +324,7 @@ impl Agent {
                 facts: full.then(|| facts.clone()),
                 labels: full.then(|| self.labels.clone()),
                 running: self.running_ids(),
+                instances: None,
             };
             let result = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
@@ -522,6 +523,15 @@ impl Agent {
         } = cmd;
         let (argv, timeout) = match spec {
             CommandSpec::Exec { argv, timeout_ms } => (argv, timeout_ms.map(Duration::from_millis)),
+            CommandSpec::Transition { .. } | CommandSpec::Logs { .. } => {
+                let result = error_result(
+                    "this agent does not manage service instances yet (deploy commands are \
+                     not supported by this version)"
+                        .to_string(),
+                );
+                self.spawn_report(id, result, true);
+                return;
+            }
         };
         if let Err(e) = self.journal.mark_started(&id) {
             tracing::error!(command = %id, error = %e, "cannot journal the command; not running it");

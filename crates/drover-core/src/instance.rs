@@ -26,64 +26,7 @@ impl fmt::Display for InstanceKey {
     }
 }
 
-/// glu's lifecycle states, in order: NONE → installed → stopped → running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LifecycleState {
-    /// Nothing on the host.
-    None,
-    /// Release unpacked (install done), not configured.
-    Installed,
-    /// Configured, not running.
-    Stopped,
-    /// Running.
-    Running,
-}
-
-/// One of glu's six transitions between adjacent lifecycle states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transition {
-    /// None → Installed.
-    Install,
-    /// Installed → Stopped.
-    Configure,
-    /// Stopped → Running.
-    Start,
-    /// Running → Stopped.
-    Stop,
-    /// Stopped → Installed.
-    Unconfigure,
-    /// Installed → None.
-    Uninstall,
-}
-
-impl Transition {
-    /// The state this transition starts from and the one it leads to.
-    pub fn edge(self) -> (LifecycleState, LifecycleState) {
-        use LifecycleState::*;
-        match self {
-            Transition::Install => (None, Installed),
-            Transition::Configure => (Installed, Stopped),
-            Transition::Start => (Stopped, Running),
-            Transition::Stop => (Running, Stopped),
-            Transition::Unconfigure => (Stopped, Installed),
-            Transition::Uninstall => (Installed, None),
-        }
-    }
-}
-
-/// Health as the agent's checks see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// No check configured, or not enough results yet.
-    Unknown,
-    /// Passed `healthy_threshold` times in a row.
-    Healthy,
-    /// Failed `unhealthy_threshold` times in a row.
-    Unhealthy,
-}
+pub use drover_proto::deploy::{Health, LifecycleState, Transition};
 
 /// How a service is spread over several instances during a rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -76,6 +76,10 @@ pub struct Heartbeat {
     /// Ids of commands the agent is running right now.
     #[serde(default)]
     pub running: Vec<String>,
+    /// Every instance on the host; sent at (re)connect and whenever one changes,
+    /// else omitted.
+    #[serde(default)]
+    pub instances: Option<Vec<crate::deploy::InstanceReport>>,
 }
 
 /// Answer to a heartbeat.
@@ -128,6 +132,25 @@ pub enum CommandSpec {
         /// Kill the whole process group after this many milliseconds.
         #[serde(default)]
         timeout_ms: Option<u64>,
+    },
+    /// Move an instance one step along glu's lifecycle.
+    Transition {
+        /// The instance, at the version the step is for.
+        instance: Box<crate::deploy::InstanceSpec>,
+        /// The step.
+        transition: crate::deploy::Transition,
+    },
+    /// Stream an instance's log files (through the command's output), then end; with
+    /// `follow`, keep streaming until cancelled.
+    Logs {
+        /// Service name.
+        service: String,
+        /// Copy on this host.
+        index: u32,
+        /// Start with the last this many lines.
+        tail: u32,
+        /// Keep streaming new lines.
+        follow: bool,
     },
 }
 

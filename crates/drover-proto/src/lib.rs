@@ -1,12 +1,13 @@
 //! Wire types shared by the drover controller, agent and CLI.
 //!
 //! Everything that crosses a process boundary is defined here once: agent ↔ controller
-//! messages (`agent`), and the public `/api/v1` request and response bodies (`auth`,
+//! messages (`agent`, `deploy`), and the public `/api/v1` request and response bodies (`auth`,
 //! `hosts`, `executions`, `events`, `error`, `page`). The crate holds plain data only:
 //! serde types, no I/O.
 
 pub mod agent;
 pub mod auth;
+pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod executions;
