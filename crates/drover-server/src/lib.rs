@@ -117,6 +117,13 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
     monitor::spawn(state.clone());
     let app = api::router(state.clone());
     tracing::info!(%addr, store = store.dialect().as_str(), "controller listening");
+    // Small writes (SSE events, long-poll answers) must leave at once: without
+    // TCP_NODELAY, Nagle's algorithm waits for the peer's delayed ACK (40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(
             listener,
