@@ -43,6 +43,16 @@ pub mod types {
     pub const AUTH_FAILED: &str = "auth.failed";
     /// Someone checked a token with `drover login`.
     pub const AUTH_LOGIN: &str = "auth.login";
+    /// An artifact was uploaded to the controller's store.
+    pub const ARTIFACT_PUSHED: &str = "artifact.pushed";
+    /// An instance's version, state or health changed, as its agent reports.
+    pub const INSTANCE_CHANGED: &str = "instance.changed";
+    /// An instance left the state it was left in (process died, files changed…).
+    pub const INSTANCE_DRIFTED: &str = "instance.drifted";
+    /// An instance is no longer on its host.
+    pub const INSTANCE_REMOVED: &str = "instance.removed";
+    /// A model version was stored by `drover apply`.
+    pub const MODEL_APPLIED: &str = "model.applied";
     /// The controller started (payload: version, store kind).
     pub const CONTROLLER_STARTED: &str = "controller.started";
 }

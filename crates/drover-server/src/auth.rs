@@ -94,7 +94,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 async fn authenticate(
     state: &Arc<AppState>,
     parts: &Parts,
-    kind: TokenKind,
+    kinds: &[TokenKind],
 ) -> Result<TokenRecord, ApiError> {
     let refuse = |reason: &str, token_id: Option<&str>| {
         let remote = parts
@@ -123,11 +123,15 @@ async fn authenticate(
                 Some(rec) if rec.info.revoked_at.is_some() => {
                     refuse("revoked token", Some(&rec.info.id))
                 }
-                Some(rec) if rec.info.kind != kind => refuse(
+                Some(rec) if !kinds.contains(&rec.info.kind) => refuse(
                     &format!(
-                        "a {} token cannot be used here (this endpoint takes a {} token)",
+                        "a {} token cannot be used here (this endpoint takes {})",
                         rec.info.kind.as_str(),
-                        kind.as_str()
+                        kinds
+                            .iter()
+                            .map(|k| format!("a {} token", k.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     ),
                     Some(&rec.info.id),
                 ),
@@ -154,7 +158,7 @@ impl FromRequestParts<Arc<AppState>> for ApiCaller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let rec = authenticate(state, parts, TokenKind::Api).await?;
+        let rec = authenticate(state, parts, &[TokenKind::Api]).await?;
         Ok(ApiCaller {
             token_id: rec.info.id,
             name: rec.info.name,
@@ -170,7 +174,7 @@ impl FromRequestParts<Arc<AppState>> for AgentCaller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let rec = authenticate(state, parts, TokenKind::Agent).await?;
+        let rec = authenticate(state, parts, &[TokenKind::Agent]).await?;
         let host_id = rec
             .info
             .host_id
@@ -189,8 +193,30 @@ impl FromRequestParts<Arc<AppState>> for JoinCaller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let rec = authenticate(state, parts, TokenKind::Join).await?;
+        let rec = authenticate(state, parts, &[TokenKind::Join]).await?;
         Ok(JoinCaller {
+            name: rec.info.name,
+        })
+    }
+}
+
+/// A person (any API token) or an agent: for reads both need, such as artifact
+/// downloads.
+#[derive(Debug, Clone)]
+pub(crate) struct ReaderCaller {
+    /// Token name or `agent:<host>`.
+    pub name: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for ReaderCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let rec = authenticate(state, parts, &[TokenKind::Api, TokenKind::Agent]).await?;
+        Ok(ReaderCaller {
             name: rec.info.name,
         })
     }

@@ -17,10 +17,13 @@ macro_rules! sql {
     };
 }
 
+mod artifacts;
 mod error;
 mod events;
 mod executions;
 mod hosts;
+mod instances;
+mod models;
 mod notify;
 mod rows;
 mod tokens;
@@ -31,12 +34,15 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use artifacts::ArtifactInfo;
 pub use error::StoreError;
 pub use events::{EventFilter, EventOrder, NewEvent};
 pub use executions::{
     DispatchedCommand, ExecutionFilter, NewExecution, NewTarget, OutputAccepted, Settled,
 };
 pub use hosts::{Enrolled, HeartbeatOutcome};
+pub use instances::LiveRow;
+pub use models::{ModelVersion, StoredFile};
 pub use notify::{Notice, Notifier};
 pub use tokens::{NewToken, TokenRecord};
 

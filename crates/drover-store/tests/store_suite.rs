@@ -18,6 +18,7 @@ use common::{
 };
 use drover_proto::agent::{CommandOutcome, CommandResult, OutputChunk, OutputStream};
 use drover_proto::auth::{Role, TokenKind};
+use drover_proto::deploy::{Health, InstanceReport, LifecycleState};
 use drover_proto::events::types;
 use drover_proto::executions::{
     ExecutionStatus, STORED_OUTPUT_LIMIT, TRUNCATION_MARKER, TargetCounts, TargetStatus,
@@ -25,7 +26,7 @@ use drover_proto::executions::{
 use drover_proto::hosts::HostStatus;
 use drover_store::{
     Dialect, EventFilter, EventOrder, ExecutionFilter, NewEvent, NewToken, Notice, Store,
-    StoreError,
+    StoreError, StoredFile,
 };
 use serde_json::json;
 
@@ -88,6 +89,9 @@ suite!(
     list_output_order_and_cursor,
     events_follower_sees_every_event,
     output_follower_sees_every_chunk,
+    instances_replace_emits_one_event_per_difference,
+    model_versions_are_numbered_and_kept,
+    artifacts_are_recorded_once,
 );
 
 /// Both notifiers of two controllers on one PostgreSQL database talk through
@@ -2605,4 +2609,146 @@ async fn output_follower_sees_every_chunk(ctx: Ctx) {
         missed.len()
     );
     other.close().await;
+}
+
+fn report(
+    service: &str,
+    index: u32,
+    version: &str,
+    state: LifecycleState,
+    health: Health,
+) -> InstanceReport {
+    InstanceReport {
+        service: service.to_string(),
+        index,
+        version: version.to_string(),
+        state,
+        health,
+        spec_hash: "h1".to_string(),
+        pid: Some(42),
+        restarts: 0,
+        drift: None,
+    }
+}
+
+async fn instances_replace_emits_one_event_per_difference(ctx: Ctx) {
+    let s = &ctx.store;
+    let hosts = enroll_many(s, "w", 2).await;
+    let (h, name) = (&hosts[0].id, &hosts[0].name);
+    let web = report("web", 0, "1.0", LifecycleState::Running, Health::Healthy);
+    let db = report("db", 0, "5", LifecycleState::Stopped, Health::Unknown);
+    assert_eq!(
+        s.replace_instances(h, name, &[web.clone(), db.clone()])
+            .await
+            .unwrap(),
+        2
+    );
+    // The same report again changes nothing.
+    assert_eq!(
+        s.replace_instances(h, name, &[web.clone(), db.clone()])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(events_of(s, "instance.changed").await.len(), 2);
+    // Health flips: one change. A pid-only change is stored but is no event.
+    let mut web2 = web.clone();
+    web2.health = Health::Unhealthy;
+    let mut db2 = db.clone();
+    db2.pid = Some(43);
+    assert_eq!(
+        s.replace_instances(h, name, &[web2.clone(), db2.clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    let changed = events_of(s, "instance.changed").await;
+    let last = changed.last().unwrap();
+    assert_eq!(last.payload["from"]["health"], "healthy");
+    assert_eq!(last.payload["to"]["health"], "unhealthy");
+    assert_eq!(last.actor, format!("agent:{name}"));
+    // Drift is its own event, once per new drift text.
+    let mut web3 = web2.clone();
+    web3.drift = Some("process exited with code 1; restarting".into());
+    web3.restarts = 1;
+    s.replace_instances(h, name, &[web3.clone(), db2.clone()])
+        .await
+        .unwrap();
+    s.replace_instances(h, name, &[web3.clone(), db2.clone()])
+        .await
+        .unwrap();
+    let drifted = events_of(s, "instance.drifted").await;
+    assert_eq!(drifted.len(), 1);
+    assert_eq!(drifted[0].payload["service"], "web");
+    // An instance that is gone: instance.removed; the other host is untouched.
+    s.replace_instances(&hosts[1].id, &hosts[1].name, &[web.clone()])
+        .await
+        .unwrap();
+    s.replace_instances(h, name, &[web3.clone()]).await.unwrap();
+    assert_eq!(events_of(s, "instance.removed").await.len(), 1);
+    let live = s.list_instances().await.unwrap();
+    assert_eq!(live.len(), 2);
+    assert!(
+        live.iter()
+            .any(|r| r.host_name == hosts[1].name && r.report == web)
+    );
+    assert!(
+        live.iter()
+            .any(|r| r.host_name == *name && r.report == web3)
+    );
+}
+
+async fn model_versions_are_numbered_and_kept(ctx: Ctx) {
+    let s = &ctx.store;
+    assert!(s.current_model_version().await.unwrap().is_none());
+    let files = vec![StoredFile {
+        path: "web.yaml".into(),
+        text: "kind: service\n".into(),
+    }];
+    let v1 = s
+        .add_model_version("hash1", "alice", "first", &files)
+        .await
+        .unwrap();
+    let v2 = s
+        .add_model_version("hash2", "bob", "second", &[])
+        .await
+        .unwrap();
+    assert!(v2.id > v1.id);
+    assert_eq!(s.current_model_version().await.unwrap().unwrap().id, v2.id);
+    assert_eq!(
+        s.get_model_version(v1.id).await.unwrap().unwrap().files,
+        files
+    );
+    let list = s.list_model_versions(10).await.unwrap();
+    assert_eq!(
+        list.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+        ["second", "first"]
+    );
+    assert!(
+        list.iter().all(|v| v.files.is_empty()),
+        "listings carry no files"
+    );
+    let applied = events_of(s, "model.applied").await;
+    assert_eq!(applied.len(), 2);
+    assert_eq!(applied[0].actor, "alice");
+}
+
+async fn artifacts_are_recorded_once(ctx: Ctx) {
+    let s = &ctx.store;
+    let sha = "a".repeat(64);
+    let (a, created) = s
+        .record_artifact(&sha, 10, "web.tar.gz", "alice")
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(a.size, 10);
+    let (b, created) = s
+        .record_artifact(&sha, 10, "other-name.tar.gz", "bob")
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(b.uploaded_by, "alice", "first upload wins");
+    assert_eq!(s.list_artifacts().await.unwrap().len(), 1);
+    assert!(s.get_artifact(&"b".repeat(64)).await.unwrap().is_none());
+    assert_eq!(events_of(s, "artifact.pushed").await.len(), 1);
 }

@@ -119,6 +119,12 @@ pub(crate) async fn heartbeat(
         // A (re)connect: have the agent answer for commands it was running.
         state.store.requeue_started(&agent.host_id).await?;
     }
+    if let Some(instances) = &hb.instances {
+        state
+            .store
+            .replace_instances(&agent.host_id, &outcome.host.name, instances)
+            .await?;
+    }
     if outcome.came_up {
         tracing::info!(host = %outcome.host.name, "host is up again");
     }

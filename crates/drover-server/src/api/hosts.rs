@@ -64,6 +64,14 @@ pub(crate) async fn list(
     Ok(Json(Page { items, next }))
 }
 
+/// Every live instance, as agents report them.
+pub(crate) async fn instances(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+) -> ApiResult<Json<Vec<drover_store::LiveRow>>> {
+    Ok(Json(state.store.list_instances().await?))
+}
+
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,

@@ -1,6 +1,7 @@
 //! Routes of `/api/v1`.
 
 mod agent;
+mod artifacts;
 mod events;
 mod executions;
 mod hosts;
@@ -34,6 +35,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/executions/{id}/cancel", post(executions::cancel))
         .route("/executions/{id}/output", get(executions::output))
         .route("/executions/{id}/stream", get(executions::stream))
+        .route("/artifacts", get(artifacts::list).post(artifacts::push))
+        .route("/artifacts/{sha}", get(artifacts::download))
+        .route("/instances", get(hosts::instances))
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/agent/enroll", post(agent::enroll))
@@ -66,7 +70,12 @@ async fn refuse_announced_oversize(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
+    let limit = if req.uri().path() == "/api/v1/artifacts" {
+        artifacts::MAX_ARTIFACT_BYTES
+    } else {
+        limit as u64
+    };
+    if announced.is_some_and(|n| n > limit) {
         tracing::warn!(path = %req.uri().path(), "refused a request body over the size limit");
         let mut resp = ApiError::too_large(format!(
             "request body of {} bytes is over the limit of {limit} bytes",

@@ -2,6 +2,7 @@
 //! definitions and the dispatch.
 
 mod agent;
+mod artifacts;
 mod demo;
 mod events;
 mod executions;
@@ -85,6 +86,8 @@ enum Command {
     Tokens(tokens::TokensArgs),
     /// Check a token against a controller and save both for later commands.
     Login(login::LoginArgs),
+    /// Upload and list release artifacts in the controller's store.
+    Artifacts(artifacts::ArtifactsArgs),
 }
 
 /// Runs the chosen verb and maps its outcome to an exit code.
@@ -99,6 +102,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Hosts(a) => hosts::run(a).await,
         Command::Tokens(a) => tokens::run(a).await,
         Command::Login(a) => login::run(a).await,
+        Command::Artifacts(a) => artifacts::run(a).await,
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,190 @@
+//! The content-addressed artifact store: `drover artifacts push FILE` uploads a
+//! `.tar.gz`; a model refers to it as `store:<sha256>`; agents download it with their
+//! credential.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use drover_proto::auth::Role;
+use drover_store::ArtifactInfo;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::{ApiCaller, ReaderCaller};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Params;
+use crate::state::AppState;
+
+/// Largest artifact accepted (2 GiB).
+pub(crate) const MAX_ARTIFACT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Answer to an upload.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Pushed {
+    /// The stored artifact.
+    artifact: ArtifactInfo,
+    /// What to write in a model's `artifact.url`.
+    url: String,
+    /// False when the same bytes were already stored.
+    created: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PushParams {
+    /// File name, for people.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+fn dir(state: &AppState) -> PathBuf {
+    state.config.data_dir.join("artifacts")
+}
+
+/// Checks a digest given in a path: 64 lower-case hex digits.
+fn check_sha(sha: &str) -> Result<(), ApiError> {
+    if sha.len() == 64
+        && sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "`{sha}` is not a SHA-256 digest (64 lower-case hex digits)"
+        )))
+    }
+}
+
+pub(crate) async fn push(
+    State(state): State<Arc<AppState>>,
+    caller: ApiCaller,
+    Params(p): Params<PushParams>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Pushed>)> {
+    caller.require(Role::Operator)?;
+    let name = p.name.unwrap_or_else(|| "artifact.tar.gz".to_string());
+    if name.is_empty() || name.len() > 255 || name.contains('/') {
+        return Err(ApiError::bad_request(
+            "query parameter `name`: 1 to 255 characters, no `/`",
+        ));
+    }
+    let dir = dir(&state);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(ApiError::internal)?;
+    let tmp = dir.join(format!(".incoming-{}", uuid::Uuid::now_v7()));
+    let result = receive(body, &tmp).await;
+    let (sha, size) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+    };
+    let dest = dir.join(format!("{sha}.tar.gz"));
+    if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    } else {
+        tokio::fs::rename(&tmp, &dest)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let (artifact, created) = state
+        .store
+        .record_artifact(&sha, size, &name, &caller.name)
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(Pushed {
+            url: format!("store:{sha}"),
+            artifact,
+            created,
+        }),
+    ))
+}
+
+/// Streams the body to `tmp` while hashing it; refuses what is not gzip or too large.
+async fn receive(body: Body, tmp: &std::path::Path) -> Result<(String, u64), ApiError> {
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut head: Vec<u8> = Vec::with_capacity(2);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload broke off: {e}")))?;
+        size += chunk.len() as u64;
+        if size > MAX_ARTIFACT_BYTES {
+            return Err(ApiError::too_large(format!(
+                "artifacts are limited to {MAX_ARTIFACT_BYTES} bytes"
+            )));
+        }
+        if head.len() < 2 {
+            head.extend(chunk.iter().take(2 - head.len()));
+            if head.len() == 2 && head != [0x1f, 0x8b] {
+                return Err(ApiError::bad_request(
+                    "an artifact must be a .tar.gz (gzip magic 1f 8b missing)",
+                ));
+            }
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    if size < 2 {
+        return Err(ApiError::bad_request(
+            "empty upload: send the .tar.gz as the body",
+        ));
+    }
+    file.sync_all().await.map_err(ApiError::internal)?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+) -> ApiResult<Json<Vec<ArtifactInfo>>> {
+    Ok(Json(state.store.list_artifacts().await?))
+}
+
+pub(crate) async fn download(
+    State(state): State<Arc<AppState>>,
+    caller: ReaderCaller,
+    Path(sha): Path<String>,
+) -> ApiResult<Response> {
+    check_sha(&sha)?;
+    tracing::debug!(reader = %caller.name, %sha, "artifact download");
+    let info = state
+        .store
+        .get_artifact(&sha)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no artifact {sha}")))?;
+    let path = dir(&state).join(format!("{sha}.tar.gz"));
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        ApiError::internal(format!(
+            "artifact {sha} is recorded but its file is unreadable: {e}"
+        ))
+    })?;
+    let stream = tokio_util::io::ReaderStream::new(file);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/gzip".to_string()),
+            (header::CONTENT_LENGTH, info.size.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,219 @@
+//! Live instances as agents report them. A report replaces the host's whole set; every
+//! difference becomes an event (`instance.changed`, `instance.removed`, and
+//! `instance.drifted` when an agent says an instance left the state it was left in).
+
+use drover_proto::deploy::{Health, InstanceReport, LifecycleState};
+use drover_proto::events::types;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::events::{NewEvent, append_in};
+use crate::notify::Notice;
+use crate::rows::{now_ms, time};
+use crate::{Result, Store};
+
+/// A live instance with its host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LiveRow {
+    /// Host id.
+    pub host_id: String,
+    /// Host name.
+    pub host_name: String,
+    /// What the agent reported last.
+    pub report: InstanceReport,
+    /// When it was last reported changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn state_str(s: LifecycleState) -> &'static str {
+    match s {
+        LifecycleState::None => "none",
+        LifecycleState::Installed => "installed",
+        LifecycleState::Stopped => "stopped",
+        LifecycleState::Running => "running",
+    }
+}
+
+fn parse_state(s: &str) -> Option<LifecycleState> {
+    Some(match s {
+        "none" => LifecycleState::None,
+        "installed" => LifecycleState::Installed,
+        "stopped" => LifecycleState::Stopped,
+        "running" => LifecycleState::Running,
+        _ => return None,
+    })
+}
+
+fn health_str(h: Health) -> &'static str {
+    match h {
+        Health::Unknown => "unknown",
+        Health::Healthy => "healthy",
+        Health::Unhealthy => "unhealthy",
+    }
+}
+
+fn parse_health(s: &str) -> Option<Health> {
+    Some(match s {
+        "unknown" => Health::Unknown,
+        "healthy" => Health::Healthy,
+        "unhealthy" => Health::Unhealthy,
+        _ => return None,
+    })
+}
+
+fn report(row: &AnyRow) -> Result<InstanceReport> {
+    let state: String = row.try_get("state")?;
+    let health: String = row.try_get("health")?;
+    let idx: i64 = row.try_get("idx")?;
+    let pid: Option<i64> = row.try_get("pid")?;
+    let restarts: i64 = row.try_get("restarts")?;
+    Ok(InstanceReport {
+        service: row.try_get("service")?,
+        index: u32::try_from(idx).unwrap_or(0),
+        version: row.try_get("version")?,
+        state: crate::rows::parse_enum("instances", &state, parse_state)?,
+        health: crate::rows::parse_enum("instances", &health, parse_health)?,
+        spec_hash: row.try_get("spec_hash")?,
+        pid: pid.and_then(|p| u32::try_from(p).ok()),
+        restarts: u32::try_from(restarts).unwrap_or(0),
+        drift: row.try_get("drift")?,
+    })
+}
+
+impl Store {
+    /// Replaces a host's live instances with `reports`, appending one event per
+    /// difference. Returns how many instances changed.
+    pub async fn replace_instances(
+        &self,
+        host_id: &str,
+        host_name: &str,
+        reports: &[InstanceReport],
+    ) -> Result<usize> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query("SELECT * FROM instances WHERE host_id = $1 ORDER BY service, idx")
+            .bind(host_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let before = rows.iter().map(report).collect::<Result<Vec<_>>>()?;
+        let mut events: Vec<NewEvent> = Vec::new();
+        let actor = format!("agent:{host_name}");
+        for r in reports {
+            let old = before
+                .iter()
+                .find(|b| b.service == r.service && b.index == r.index);
+            if old == Some(r) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO instances (host_id, service, idx, version, state, health, spec_hash, \
+                 pid, restarts, drift, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (host_id, service, idx) DO UPDATE SET version = $4, state = $5, \
+                 health = $6, spec_hash = $7, pid = $8, restarts = $9, drift = $10, updated_at = $11",
+            )
+            .bind(host_id)
+            .bind(&r.service)
+            .bind(i64::from(r.index))
+            .bind(&r.version)
+            .bind(state_str(r.state))
+            .bind(health_str(r.health))
+            .bind(&r.spec_hash)
+            .bind(r.pid.map(i64::from))
+            .bind(i64::from(r.restarts))
+            .bind(&r.drift)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let drifted =
+                r.drift.is_some() && old.and_then(|o| o.drift.as_ref()) != r.drift.as_ref();
+            if drifted {
+                events.push(NewEvent::new(
+                    types::INSTANCE_DRIFTED,
+                    &actor,
+                    serde_json::json!({
+                        "host_id": host_id, "host": host_name, "service": r.service,
+                        "index": r.index, "version": r.version, "state": state_str(r.state),
+                        "drift": r.drift,
+                    }),
+                ));
+            }
+            let visible = old.is_none_or(|o| {
+                o.version != r.version
+                    || o.state != r.state
+                    || o.health != r.health
+                    || o.spec_hash != r.spec_hash
+            });
+            if visible {
+                events.push(NewEvent::new(
+                    types::INSTANCE_CHANGED,
+                    &actor,
+                    serde_json::json!({
+                        "host_id": host_id, "host": host_name, "service": r.service,
+                        "index": r.index,
+                        "from": old.map(|o| serde_json::json!({
+                            "version": o.version, "state": state_str(o.state), "health": health_str(o.health),
+                        })),
+                        "to": { "version": r.version, "state": state_str(r.state), "health": health_str(r.health) },
+                    }),
+                ));
+            }
+        }
+        for b in &before {
+            if !reports
+                .iter()
+                .any(|r| r.service == b.service && r.index == b.index)
+            {
+                sqlx::query(
+                    "DELETE FROM instances WHERE host_id = $1 AND service = $2 AND idx = $3",
+                )
+                .bind(host_id)
+                .bind(&b.service)
+                .bind(i64::from(b.index))
+                .execute(&mut *tx)
+                .await?;
+                events.push(NewEvent::new(
+                    types::INSTANCE_REMOVED,
+                    &actor,
+                    serde_json::json!({
+                        "host_id": host_id, "host": host_name, "service": b.service,
+                        "index": b.index, "version": b.version,
+                    }),
+                ));
+            }
+        }
+        let mut ids = Vec::with_capacity(events.len());
+        for ev in &events {
+            ids.push(append_in(&mut tx, self.dialect, ev).await?);
+        }
+        tx.commit().await?;
+        for id in ids {
+            self.notifier.publish(Notice::Event { id });
+        }
+        if !events.is_empty() {
+            self.notifier.publish(Notice::Host {
+                host_id: host_id.to_string(),
+            });
+        }
+        Ok(events.len())
+    }
+
+    /// Every live instance, by service, host name and index.
+    pub async fn list_instances(&self) -> Result<Vec<LiveRow>> {
+        let rows = sqlx::query(
+            "SELECT i.*, h.name AS host_name FROM instances i JOIN hosts h ON h.id = i.host_id \
+             ORDER BY i.service, h.name, i.idx",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LiveRow {
+                    host_id: r.try_get("host_id")?,
+                    host_name: r.try_get("host_name")?,
+                    report: report(r)?,
+                    updated_at: time(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
+    }
+}
