@@ -12,12 +12,21 @@
 //! - [`dispatch`] — how many pending targets may start now.
 //! - [`instance`] — desired and live instances, lifecycle, rollout policy: the inputs
 //!   of the delta and the plan.
+//! - [`model`] — the deploy model (services, hostclasses, host pins) from YAML files,
+//!   with every error located; desired instances on the live hosts.
+//! - [`delta`] — desired against live, one status per instance (`ok`, `missing`,
+//!   `unexpected`, `wrong-version`, `wrong-state`, `unhealthy`, `unreachable`).
+//! - [`plan`] — the steps, batches and phases that close a delta, per rollout policy
+//!   and `depends_on`; its text is what `drover plan` prints.
 
 #![warn(missing_docs)]
 
+pub mod delta;
 pub mod dispatch;
 pub mod duration;
 pub mod execution_status;
 pub mod instance;
+pub mod model;
 pub mod output;
+pub mod plan;
 pub mod selector;

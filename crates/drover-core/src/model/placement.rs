@@ -1,0 +1,129 @@
+//! Placement: which instances the model wants, given the live hosts; and the
+//! order in which services are deployed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use drover_proto::hosts::Host;
+
+use super::hash::spec_hash;
+use super::types::{Model, Target};
+use crate::instance::{DesiredInstance, InstanceKey};
+use crate::selector;
+
+/// Names of the members of hostclass `class`: the hosts pinned to it (whether or not
+/// they are live), and the live hosts that match its selector and are pinned to no
+/// hostclass (a pin wins over every selector).
+pub fn hostclass_members(model: &Model, class: &str, hosts: &[Host]) -> BTreeSet<String> {
+    let mut members: BTreeSet<String> = model
+        .hosts
+        .values()
+        .filter(|pin| pin.hostclass == class)
+        .map(|pin| pin.name.clone())
+        .collect();
+    let selector = model
+        .hostclasses
+        .get(class)
+        .and_then(|c| c.selector.as_deref())
+        .and_then(|s| selector::parse(s).ok());
+    if let Some(selector) = selector {
+        members.extend(
+            hosts
+                .iter()
+                .filter(|h| !model.hosts.contains_key(&h.name) && selector.matches(*h))
+                .map(|h| h.name.clone()),
+        );
+    }
+    members
+}
+
+/// The hosts a service's placement names, given the live hosts.
+fn target_hosts(model: &Model, target: &Target, hosts: &[Host]) -> BTreeSet<String> {
+    match target {
+        Target::Hostclass(class) => hostclass_members(model, class, hosts),
+        Target::Hosts(names) => names.iter().cloned().collect(),
+        Target::Selector(s) => match selector::parse(s) {
+            Ok(sel) => hosts
+                .iter()
+                .filter(|h| sel.matches(*h))
+                .map(|h| h.name.clone())
+                .collect(),
+            Err(_) => BTreeSet::new(),
+        },
+    }
+}
+
+/// Every instance the model wants, sorted by key (service, host, index).
+///
+/// Hosts named by the model (`placement.hosts`, `kind: host` pins) are wanted
+/// whether or not they are in `hosts`, so the delta can report them; hosts found by
+/// selectors come from `hosts`, whatever their status (the delta tells up from down).
+pub fn desired_instances(model: &Model, hosts: &[Host]) -> Vec<DesiredInstance> {
+    let mut out = Vec::new();
+    for service in model.services.values() {
+        let per_instance: Vec<_> = (0..service.placement.per_host)
+            .map(|index| {
+                let ports = service.instance_ports(index);
+                let hash = spec_hash(service, &ports);
+                (index, ports, hash)
+            })
+            .collect();
+        for host in target_hosts(model, &service.placement.target, hosts) {
+            for (index, ports, hash) in &per_instance {
+                out.push(DesiredInstance {
+                    key: InstanceKey {
+                        service: service.name.clone(),
+                        host: host.clone(),
+                        index: *index,
+                    },
+                    version: service.version.clone(),
+                    state: service.state,
+                    spec_hash: hash.clone(),
+                    ports: ports.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Service names, dependencies first, ties broken by name.
+///
+/// A valid model has no cycle; should one be given anyway (say, built by hand), the
+/// services on or behind it come last, in name order.
+pub fn topo_order(model: &Model) -> Vec<String> {
+    // Unmet dependencies (on known services) per service, and who waits for whom.
+    let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, service) in &model.services {
+        let deps: BTreeSet<&str> = service
+            .depends_on
+            .iter()
+            .map(String::as_str)
+            .filter(|d| model.services.contains_key(*d))
+            .collect();
+        waiting.insert(name, deps.len());
+        for d in deps {
+            dependents.entry(d).or_default().push(name);
+        }
+    }
+    let mut ready: BTreeSet<&str> = waiting
+        .iter()
+        .filter(|&(_, &n)| n == 0)
+        .map(|(&k, _)| k)
+        .collect();
+    let mut order = Vec::with_capacity(model.services.len());
+    while let Some(next) = ready.pop_first() {
+        order.push(next.to_string());
+        waiting.remove(next);
+        for &d in dependents.get(next).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(n) = waiting.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.insert(d);
+                }
+            }
+        }
+    }
+    order.extend(waiting.keys().map(|k| k.to_string()));
+    order
+}
