@@ -3,6 +3,7 @@
 mod client;
 mod cmd;
 mod config;
+mod model_dir;
 mod render;
 mod sse;
 

@@ -57,6 +57,11 @@ pub fn host_status(s: HostStatus) -> String {
     paint(s.as_str(), Some(s == HostStatus::Up))
 }
 
+/// A delta status: green when ok, red otherwise.
+pub fn delta_status(text: &str, ok: bool) -> String {
+    paint(text, Some(ok))
+}
+
 /// A host name in one of a few distinct colours.
 pub fn host_color(text: &str, i: usize) -> String {
     match i % 6 {

@@ -2,6 +2,7 @@
 
 mod agent;
 mod artifacts;
+mod deploy;
 mod events;
 mod executions;
 mod hosts;
@@ -38,6 +39,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/artifacts", get(artifacts::list).post(artifacts::push))
         .route("/artifacts/{sha}", get(artifacts::download))
         .route("/instances", get(hosts::instances))
+        .route("/plan", post(deploy::plan_model))
+        .route("/status", get(deploy::status))
+        .route("/models", get(deploy::list_models))
+        .route("/models/{id}", get(deploy::get_model))
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/agent/enroll", post(agent::enroll))

@@ -8,8 +8,11 @@ mod events;
 mod executions;
 mod hosts;
 mod login;
+mod model;
+mod plan;
 mod run;
 mod server;
+mod status;
 mod tokens;
 
 use std::process::ExitCode;
@@ -88,6 +91,12 @@ enum Command {
     Login(login::LoginArgs),
     /// Upload and list release artifacts in the controller's store.
     Artifacts(artifacts::ArtifactsArgs),
+    /// Check a model directory; list and diff stored model versions.
+    Model(model::ModelArgs),
+    /// Show what applying a model would change (changes nothing).
+    Plan(plan::PlanArgs),
+    /// Show the delta between the applied model and what runs.
+    Status(status::StatusArgs),
 }
 
 /// Runs the chosen verb and maps its outcome to an exit code.
@@ -103,6 +112,9 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Tokens(a) => tokens::run(a).await,
         Command::Login(a) => login::run(a).await,
         Command::Artifacts(a) => artifacts::run(a).await,
+        Command::Model(a) => model::run(a).await,
+        Command::Plan(a) => plan::run(a).await,
+        Command::Status(a) => status::run(a).await,
     };
     match result {
         Ok(code) => code,
