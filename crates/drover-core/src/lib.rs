@@ -18,6 +18,9 @@
 //!   `unexpected`, `wrong-version`, `wrong-state`, `unhealthy`, `unreachable`).
 //! - [`plan`] — the steps, batches and phases that close a delta, per rollout policy
 //!   and `depends_on`; its text is what `drover plan` prints.
+//! - [`render`] — one desired instance into the `InstanceSpec` its agent runs: templates
+//!   (`run`, `scripts`, `config`) rendered with the instance's ports, version, host and
+//!   hostclass; artifact URL and health ports resolved.
 
 #![warn(missing_docs)]
 
@@ -29,4 +32,5 @@ pub mod instance;
 pub mod model;
 pub mod output;
 pub mod plan;
+pub mod render;
 pub mod selector;

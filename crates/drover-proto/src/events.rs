@@ -51,6 +51,8 @@ pub mod types {
     pub const INSTANCE_DRIFTED: &str = "instance.drifted";
     /// An instance is no longer on its host.
     pub const INSTANCE_REMOVED: &str = "instance.removed";
+    /// A rollout's health gate failed and it reverts the touched instances.
+    pub const ROLLOUT_REVERTING: &str = "rollout.reverting";
     /// A model version was stored by `drover apply`.
     pub const MODEL_APPLIED: &str = "model.applied";
     /// The controller started (payload: version, store kind).

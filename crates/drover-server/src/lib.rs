@@ -11,6 +11,7 @@ mod bootstrap;
 mod error;
 mod extract;
 mod monitor;
+mod rollout;
 mod state;
 
 use std::net::SocketAddr;
@@ -43,6 +44,9 @@ pub struct ServerConfig {
     pub poll_max_wait: Duration,
     /// Largest request body accepted (larger ones get 413).
     pub max_body_bytes: usize,
+    /// URL agents use to reach this controller (artifact downloads); default
+    /// `http://<bound address>`.
+    pub public_url: Option<String>,
 }
 
 impl ServerConfig {
@@ -56,6 +60,7 @@ impl ServerConfig {
             heartbeat_interval: Duration::from_secs(5),
             poll_max_wait: Duration::from_secs(30),
             max_body_bytes: 4 * 1024 * 1024,
+            public_url: None,
         }
     }
 
@@ -109,6 +114,10 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
             }),
         ))
         .await?;
+    let mut config = config;
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{addr}"));
+    }
     let state = Arc::new(AppState {
         store: store.clone(),
         config: config.clone(),

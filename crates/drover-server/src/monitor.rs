@@ -45,6 +45,7 @@ async fn tick(state: &Arc<AppState>) -> anyhow::Result<()> {
     for id in state.store.unfinished_executions().await? {
         dispatch(state, &id).await;
     }
+    crate::rollout::tick_all(state).await;
     Ok(())
 }
 

@@ -14,3 +14,15 @@ pub(crate) struct AppState {
     /// Cancelled at shutdown: long-polls and streams end when it is.
     pub shutdown: CancellationToken,
 }
+
+impl AppState {
+    /// The URL agents reach this controller at.
+    pub fn public_url(&self) -> String {
+        self.config
+            .public_url
+            .clone()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string()
+    }
+}

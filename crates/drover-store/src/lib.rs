@@ -25,6 +25,7 @@ mod hosts;
 mod instances;
 mod models;
 mod notify;
+mod rollouts;
 mod rows;
 mod tokens;
 
@@ -44,6 +45,10 @@ pub use hosts::{Enrolled, HeartbeatOutcome};
 pub use instances::LiveRow;
 pub use models::{ModelVersion, StoredFile};
 pub use notify::{Notice, Notifier};
+pub use rollouts::{
+    InstanceRow, NewRollout, NewRolloutInstance, NewStep, NewUnit, RolloutDetail, RolloutRow,
+    StepRow, UnitInstance, UnitRow,
+};
 pub use tokens::{NewToken, TokenRecord};
 
 /// Result type of every store call.

@@ -2681,7 +2681,7 @@ async fn instances_replace_emits_one_event_per_difference(ctx: Ctx) {
     assert_eq!(drifted.len(), 1);
     assert_eq!(drifted[0].payload["service"], "web");
     // An instance that is gone: instance.removed; the other host is untouched.
-    s.replace_instances(&hosts[1].id, &hosts[1].name, &[web.clone()])
+    s.replace_instances(&hosts[1].id, &hosts[1].name, std::slice::from_ref(&web))
         .await
         .unwrap();
     s.replace_instances(h, name, &[web3.clone()]).await.unwrap();

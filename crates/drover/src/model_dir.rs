@@ -64,13 +64,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         let kind = entry.file_type()?;
         if kind.is_dir() {
             walk(&path, out)?;
-        } else if kind.is_file() || kind.is_symlink() {
-            if matches!(
+        } else if (kind.is_file() || kind.is_symlink())
+            && matches!(
                 path.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml")
-            ) {
-                out.push(path);
-            }
+            )
+        {
+            out.push(path);
         }
     }
     Ok(())

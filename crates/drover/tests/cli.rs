@@ -195,7 +195,7 @@ fn events_follow_prints_new_events_as_they_happen() {
 fn sigterm_stops_the_controller_gracefully_and_a_restart_finishes_the_run() {
     let mut fleet = Fleet::start(Db::Sqlite);
     // A run that is still going when the controller stops.
-    let mut run = Command::new(common::bin())
+    let run = Command::new(common::bin())
         .args([
             "run",
             "--json",

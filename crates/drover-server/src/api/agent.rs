@@ -119,11 +119,16 @@ pub(crate) async fn heartbeat(
         // A (re)connect: have the agent answer for commands it was running.
         state.store.requeue_started(&agent.host_id).await?;
     }
-    if let Some(instances) = &hb.instances {
-        state
+    if let Some(instances) = &hb.instances
+        && state
             .store
             .replace_instances(&agent.host_id, &outcome.host.name, instances)
-            .await?;
+            .await?
+            > 0
+    {
+        // Health gates may pass or fail now.
+        let state = state.clone();
+        tokio::spawn(async move { crate::rollout::tick_all(&state).await });
     }
     if outcome.came_up {
         tracing::info!(host = %outcome.host.name, "host is up again");
@@ -180,13 +185,22 @@ pub(crate) async fn output(
     Path(command_id): Path<String>,
     Body(batch): Body<OutputBatch>,
 ) -> ApiResult<StatusCode> {
-    match state
+    let known = match state
         .store
         .append_output(&command_id, &agent.host_id, &batch.chunks)
         .await?
     {
-        Some(_) => Ok(StatusCode::NO_CONTENT),
+        Some(_) => true,
         None => {
+            state
+                .store
+                .append_step_output(&command_id, &agent.host_id, &batch.chunks)
+                .await?
+        }
+    };
+    match known {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => {
             tracing::warn!(agent = %agent.name, command_id, "output for an unknown command");
             Err(ApiError::not_found(format!(
                 "no command {command_id} for this host"
@@ -207,6 +221,11 @@ pub(crate) async fn status(
                 .store
                 .command_started(&command_id, &agent.host_id)
                 .await?
+                || state
+                    .store
+                    .step_started(&command_id, &agent.host_id)
+                    .await?
+                    .is_some()
         }
         CommandUpdate::Finished { result } => {
             match state
@@ -224,7 +243,21 @@ pub(crate) async fn status(
                     }
                     true
                 }
-                None => false,
+                None => match state
+                    .store
+                    .finish_step(&command_id, &agent.host_id, &result)
+                    .await?
+                {
+                    Some(execution_id) => {
+                        // The rollout can go on at once.
+                        let state = state.clone();
+                        tokio::spawn(
+                            async move { crate::rollout::tick(&state, &execution_id).await },
+                        );
+                        true
+                    }
+                    None => false,
+                },
             }
         }
     };

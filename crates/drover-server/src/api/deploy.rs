@@ -245,3 +245,224 @@ pub(crate) async fn get_model(
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no model version {n}")))
 }
+
+/// `POST /apply`: store a model version and roll it out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApplyRequest {
+    /// The model's files.
+    files: Vec<ModelFile>,
+    /// Why (kept with the version).
+    #[serde(default)]
+    message: String,
+    /// Allow a model that wants nothing (undeploys everything).
+    #[serde(default)]
+    allow_empty: bool,
+}
+
+/// What `apply` did.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Applied {
+    /// The stored model version.
+    pub model_version: i64,
+    /// The rollout's execution id, when there was something to change.
+    pub execution_id: Option<String>,
+    /// The plan as text.
+    pub plan_text: String,
+}
+
+pub(crate) async fn apply(
+    State(state): State<Arc<AppState>>,
+    caller: ApiCaller,
+    Body(req): Body<ApplyRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<Applied>)> {
+    caller.require(drover_proto::auth::Role::Operator)?;
+    let message = if req.message.trim().is_empty() {
+        "applied with drover apply".to_string()
+    } else {
+        req.message.trim().to_string()
+    };
+    apply_files(&state, &caller.name, &req.files, &message, req.allow_empty).await
+}
+
+/// Stores `files` as a new model version and starts its rollout.
+pub(crate) async fn apply_files(
+    state: &Arc<AppState>,
+    actor: &str,
+    files: &[ModelFile],
+    message: &str,
+    allow_empty: bool,
+) -> ApiResult<(axum::http::StatusCode, Json<Applied>)> {
+    let model = load_model(files)?;
+    if model.services.is_empty() && !allow_empty {
+        return Err(ApiError::unprocessable(
+            "the model has no services: applying it would undeploy everything; \
+             pass allow_empty (drover apply --allow-empty) if that is what you want",
+        ));
+    }
+    if let Some(id) = state.store.active_rollouts().await?.first() {
+        let detail = state.store.rollout_detail(id).await?;
+        let st = detail.map(|d| d.rollout.state).unwrap_or_default();
+        return Err(ApiError::conflict(format!(
+            "rollout {id} is {st}: wait for it, or `drover rollout abort {id}`"
+        )));
+    }
+    let view = live_view(state).await?;
+    let (_, plan) = compare(&model, &view)?;
+    let previous = state.store.current_model_version().await?;
+    let mut older = Vec::new();
+    for v in state.store.list_model_versions(20).await? {
+        if let Some(full) = state.store.get_model_version(v.id).await?
+            && let Ok(m) = load_model(&to_model_files(&full.files))
+        {
+            older.push(m);
+        }
+    }
+    let models = crate::rollout::Models::new(model.clone(), older, &view);
+    let units = crate::rollout::build_units(state, &plan, &models, &view)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let stored_files: Vec<StoredFile> = files
+        .iter()
+        .map(|f| StoredFile {
+            path: f.path.clone(),
+            text: f.text.clone(),
+        })
+        .collect();
+    let version = state
+        .store
+        .add_model_version(&model.content_hash, actor, message, &stored_files)
+        .await?;
+    let plan_text = plan.to_string();
+    if units.is_empty() {
+        return Ok((
+            axum::http::StatusCode::OK,
+            Json(Applied {
+                model_version: version.id,
+                execution_id: None,
+                plan_text,
+            }),
+        ));
+    }
+    let execution_id = uuid::Uuid::now_v7().to_string();
+    state
+        .store
+        .create_rollout(&drover_store::NewRollout {
+            execution_id: execution_id.clone(),
+            actor: actor.to_string(),
+            model_version: version.id,
+            previous_version: previous.map(|p| p.id),
+            plan_text: plan_text.clone(),
+            counts: serde_json::to_value(plan.counts).unwrap_or_default(),
+            units,
+        })
+        .await?;
+    let st = state.clone();
+    let id = execution_id.clone();
+    tokio::spawn(async move { crate::rollout::tick(&st, &id).await });
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(Applied {
+            model_version: version.id,
+            execution_id: Some(execution_id),
+            plan_text,
+        }),
+    ))
+}
+
+pub(crate) async fn get_rollout(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<drover_store::RolloutDetail>> {
+    let id = if id == "latest" {
+        state
+            .store
+            .latest_rollout()
+            .await?
+            .ok_or_else(|| ApiError::not_found("no rollout yet"))?
+    } else {
+        id
+    };
+    state
+        .store
+        .rollout_detail(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no rollout `{id}`")))
+}
+
+/// `POST /rollouts/{id}/{promote|pause|resume|abort}`.
+pub(crate) async fn control_rollout(
+    State(state): State<Arc<AppState>>,
+    caller: ApiCaller,
+    Path((id, verb)): Path<(String, String)>,
+) -> ApiResult<Json<drover_store::RolloutDetail>> {
+    caller.require(drover_proto::auth::Role::Operator)?;
+    let (from, to): (&[&str], &str) = match verb.as_str() {
+        "promote" => (&["awaiting-promotion"], "running"),
+        "pause" => (&["running"], "paused"),
+        "resume" => (&["paused"], "running"),
+        "abort" => (&["running", "paused", "awaiting-promotion"], "aborted"),
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no rollout action `{other}` (promote, pause, resume, abort)"
+            )));
+        }
+    };
+    let detail = state
+        .store
+        .rollout_detail(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no rollout `{id}`")))?;
+    if !state
+        .store
+        .set_rollout_state(&id, from, to, None, None, &caller.name)
+        .await?
+    {
+        return Err(ApiError::conflict(format!(
+            "rollout {id} is {}: cannot {verb} it",
+            detail.rollout.state
+        )));
+    }
+    if to == "running" {
+        let st = state.clone();
+        let rid = id.clone();
+        tokio::spawn(async move { crate::rollout::tick(&st, &rid).await });
+    }
+    state
+        .store
+        .rollout_detail(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no rollout `{id}`")))
+}
+
+/// `POST /rollback`: apply the model version before the current one again.
+pub(crate) async fn rollback(
+    State(state): State<Arc<AppState>>,
+    caller: ApiCaller,
+) -> ApiResult<(axum::http::StatusCode, Json<Applied>)> {
+    caller.require(drover_proto::auth::Role::Operator)?;
+    let versions = state.store.list_model_versions(2).await?;
+    let (Some(current), Some(prev)) = (versions.first(), versions.get(1)) else {
+        return Err(ApiError::unprocessable(
+            "nothing to roll back to: fewer than two model versions are stored",
+        ));
+    };
+    let prev = state
+        .store
+        .get_model_version(prev.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("model version vanished"))?;
+    apply_files(
+        &state,
+        &caller.name,
+        &to_model_files(&prev.files),
+        &format!(
+            "rollback from version {} to version {}",
+            current.id, prev.id
+        ),
+        true,
+    )
+    .await
+}

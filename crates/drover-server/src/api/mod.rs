@@ -2,7 +2,7 @@
 
 mod agent;
 mod artifacts;
-mod deploy;
+pub(crate) mod deploy;
 mod events;
 mod executions;
 mod hosts;
@@ -43,6 +43,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/status", get(deploy::status))
         .route("/models", get(deploy::list_models))
         .route("/models/{id}", get(deploy::get_model))
+        .route("/apply", post(deploy::apply))
+        .route("/rollback", post(deploy::rollback))
+        .route("/rollouts/{id}", get(deploy::get_rollout))
+        .route("/rollouts/{id}/{verb}", post(deploy::control_rollout))
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/agent/enroll", post(agent::enroll))

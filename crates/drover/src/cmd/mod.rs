@@ -10,6 +10,7 @@ mod hosts;
 mod login;
 mod model;
 mod plan;
+mod rollout;
 mod run;
 mod server;
 mod status;
@@ -97,6 +98,10 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Show the delta between the applied model and what runs.
     Status(status::StatusArgs),
+    /// Store a model version and roll it out, health-gated.
+    Apply(rollout::ApplyArgs),
+    /// Follow and control rollouts: status, promote, pause, resume, abort, rollback.
+    Rollout(rollout::RolloutArgs),
 }
 
 /// Runs the chosen verb and maps its outcome to an exit code.
@@ -115,6 +120,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Model(a) => model::run(a).await,
         Command::Plan(a) => plan::run(a).await,
         Command::Status(a) => status::run(a).await,
+        Command::Apply(a) => rollout::apply(a).await,
+        Command::Rollout(a) => rollout::rollout(a).await,
     };
     match result {
         Ok(code) => code,
