@@ -22,6 +22,7 @@ mod journal;
 mod output;
 mod process;
 mod report;
+mod services;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use anyhow::Context;
 use drover_proto::agent::{
     AgentCommand, CommandOutcome, CommandResult, CommandSpec, EnrollRequest, Facts, Heartbeat,
 };
+use drover_proto::deploy::InstanceReport;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -46,6 +48,7 @@ use credential::Credential;
 use journal::{Entry, Journal};
 use output::{MAX_UNSENT, OutputBuffer};
 use report::Delivery;
+use services::{ControllerAccess, ServiceManager};
 
 /// Heartbeat interval before the controller said otherwise.
 const FIRST_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -61,6 +64,10 @@ const MIN_EMPTY_POLL: Duration = Duration::from_millis(250);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// The journal is pruned after this many new results.
 const PRUNE_EVERY: u64 = 64;
+/// After an instance changed, the heartbeat waits this long for more changes.
+const CHANGE_DEBOUNCE: Duration = Duration::from_millis(20);
+/// Shortest time between two heartbeats woken by changes.
+const MIN_HEARTBEAT_GAP: Duration = Duration::from_millis(100);
 
 /// The long-poll wait the CLI asks of the controller unless told otherwise.
 pub const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(25);
@@ -140,6 +147,25 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     };
     tracing::info!(host_id = %identity.host_id, name = %identity.name, controller = %config.controller, "agent running");
 
+    // Services first: those that should run are adopted or restarted at once, whether
+    // or not the controller is reachable.
+    let services = ServiceManager::open(
+        &config.state_dir,
+        services::Options {
+            controller: Some(ControllerAccess {
+                base: config.controller.clone(),
+                credential: identity.credential.clone(),
+            }),
+            ..services::Options::default()
+        },
+    )
+    .with_context(|| {
+        format!(
+            "state dir {} is unusable: cannot open its services",
+            config.state_dir.display()
+        )
+    })?;
+
     let agent = Arc::new(Agent {
         channel: Arc::new(channel.with_credential(&identity.credential)),
         journal,
@@ -151,6 +177,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
         recorded: std::sync::atomic::AtomicU64::new(0),
         tracker: TaskTracker::new(),
         shutdown: shutdown.clone(),
+        services,
     });
     agent.prune_journal().await;
 
@@ -172,6 +199,8 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Re
     }
     heartbeats.abort();
     let _ = heartbeats.await;
+    // Services outlive the agent (docs/decisions/0006): stop watching, leave them running.
+    agent.services.detach().await;
     tracing::info!("agent stopped");
     Ok(())
 }
@@ -264,6 +293,8 @@ struct Agent {
     recorded: std::sync::atomic::AtomicU64,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// The service instances on this host.
+    services: ServiceManager,
 }
 
 impl Agent {
@@ -313,6 +344,9 @@ impl Agent {
         let mut sent_facts: Option<Facts> = None;
         let mut full_epoch: Option<u64> = None;
         let mut warned_host = false;
+        let mut changes = self.services.subscribe();
+        let mut watching = true;
+        let mut sent_instances: Option<Vec<InstanceReport>> = None;
         loop {
             if gathered_at.elapsed() >= FACTS_REFRESH {
                 facts = gather_facts_async().await;
@@ -320,12 +354,16 @@ impl Agent {
             }
             let full = full_epoch != Some(self.channel.link().epoch())
                 || sent_facts.as_ref() != Some(&facts);
+            changes.borrow_and_update();
+            let reports = self.services.reports();
+            let instances = (full || sent_instances.as_ref() != Some(&reports)).then_some(reports);
             let hb = Heartbeat {
                 facts: full.then(|| facts.clone()),
                 labels: full.then(|| self.labels.clone()),
                 running: self.running_ids(),
-                instances: None,
+                instances,
             };
+            let sent_at = Instant::now();
             let result = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 r = self.channel.heartbeat(&hb) => r,
@@ -333,6 +371,9 @@ impl Agent {
             let wait = match result {
                 Ok(ack) => {
                     backoff.reset();
+                    if let Some(i) = hb.instances {
+                        sent_instances = Some(i);
+                    }
                     if full {
                         sent_facts = Some(facts.clone());
                         full_epoch = Some(self.channel.link().epoch());
@@ -352,6 +393,7 @@ impl Agent {
                 Err(e) => {
                     tracing::debug!(error = %e, "heartbeat failed");
                     full_epoch = None;
+                    sent_instances = None;
                     match e {
                         // Refused: only the capped backoff, whatever the interval.
                         ChannelError::Unauthorized(_) => backoff.next_delay(),
@@ -360,9 +402,22 @@ impl Agent {
                     }
                 }
             };
+            // An instance that changes wakes the heartbeat (unless the controller is
+            // away: then the backoff rules).
+            let woken = full_epoch.is_some() && watching;
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
+                r = changes.changed(), if woken => {
+                    if r.is_err() {
+                        watching = false;
+                    }
+                    let earliest = (sent_at + MIN_HEARTBEAT_GAP).max(Instant::now() + CHANGE_DEBOUNCE);
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep_until(earliest) => {}
+                    }
+                }
             }
         }
     }
@@ -523,13 +578,8 @@ impl Agent {
         } = cmd;
         let (argv, timeout) = match spec {
             CommandSpec::Exec { argv, timeout_ms } => (argv, timeout_ms.map(Duration::from_millis)),
-            CommandSpec::Transition { .. } | CommandSpec::Logs { .. } => {
-                let result = error_result(
-                    "this agent does not manage service instances yet (deploy commands are \
-                     not supported by this version)"
-                        .to_string(),
-                );
-                self.spawn_report(id, result, true);
+            other => {
+                self.start_service_command(id, execution_id, other);
                 return;
             }
         };
@@ -593,6 +643,133 @@ impl Agent {
         )
         .await;
         let result = exit.into_result(output.next_seq());
+        self.conclude(id, result, result_tx, sender).await;
+    }
+
+    /// Starts a deploy command (a transition or a log stream), run by the service
+    /// manager in a task of its own.
+    fn start_service_command(
+        self: &Arc<Self>,
+        id: String,
+        execution_id: String,
+        spec: CommandSpec,
+    ) {
+        if let Err(e) = self.journal.mark_started(&id) {
+            tracing::error!(command = %id, error = %e, "cannot journal the command; not running it");
+            let result = error_result(format!("cannot write the agent's command journal: {e}"));
+            self.spawn_report(id, result, false);
+            return;
+        }
+        let what = match &spec {
+            CommandSpec::Transition {
+                instance,
+                transition,
+            } => format!(
+                "{} {}#{} {}",
+                services::transition_name(*transition),
+                instance.service,
+                instance.index,
+                instance.version
+            ),
+            CommandSpec::Logs { service, index, .. } => format!("logs {service}#{index}"),
+            CommandSpec::Exec { .. } => "exec".to_string(),
+        };
+        tracing::info!(command = %id, execution = %execution_id, step = %what, "running deploy command");
+        let cancel = CancellationToken::new();
+        let agent = self.clone();
+        let task_id = id.clone();
+        let task_cancel = cancel.clone();
+        self.spawn_tracked(id, cancel, async move {
+            agent.run_service_command(&task_id, spec, task_cancel).await;
+            agent.active().remove(&task_id);
+        });
+    }
+
+    async fn run_service_command(
+        self: &Arc<Self>,
+        id: &str,
+        spec: CommandSpec,
+        cancel: CancellationToken,
+    ) {
+        let output = OutputBuffer::new(MAX_UNSENT);
+        let (started_tx, started_rx) = oneshot::channel();
+        let (result_tx, result_rx) = oneshot::channel();
+        let sender = tokio::spawn(report::send_in_order(
+            self.channel.clone(),
+            id.to_string(),
+            started_rx,
+            output.clone(),
+            result_rx,
+            self.shutdown.clone(),
+        ));
+        // The agent does the work itself: no process of its own to name.
+        let _ = started_tx.send(None);
+        // Cancelled by the controller or by the agent's shutdown.
+        let stop = self.shutdown.child_token();
+        let forward = {
+            let (cancel, stop) = (cancel.clone(), stop.clone());
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                stop.cancel();
+            })
+        };
+        let t0 = Instant::now();
+        let done = match spec {
+            CommandSpec::Transition {
+                instance,
+                transition,
+            } => self
+                .services
+                .transition(&instance, transition, &output, &stop)
+                .await
+                .map(|_| ()),
+            CommandSpec::Logs {
+                service,
+                index,
+                tail,
+                follow,
+            } => {
+                self.services
+                    .logs(&service, index, tail, follow, &output, &stop)
+                    .await
+            }
+            CommandSpec::Exec { .. } => Err(services::StepError::error(
+                "not a deploy command".to_string(),
+            )),
+        };
+        forward.abort();
+        output.close();
+        let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let result = match done {
+            Ok(()) => CommandResult {
+                outcome: CommandOutcome::Ok,
+                exit_code: None,
+                signal: None,
+                duration_ms,
+                error: None,
+                chunks: output.next_seq(),
+            },
+            Err(e) => CommandResult {
+                outcome: e.outcome,
+                exit_code: e.exit_code,
+                signal: e.signal,
+                duration_ms,
+                error: Some(e.message),
+                chunks: output.next_seq(),
+            },
+        };
+        self.conclude(id, result, result_tx, sender).await;
+    }
+
+    /// Records `result`, hands it to the command's ordered sender and waits for the
+    /// delivery.
+    async fn conclude(
+        &self,
+        id: &str,
+        result: CommandResult,
+        result_tx: oneshot::Sender<CommandResult>,
+        sender: tokio::task::JoinHandle<Delivery>,
+    ) {
         tracing::info!(
             command = id,
             outcome = result.outcome.as_str(),

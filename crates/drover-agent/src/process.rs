@@ -71,7 +71,7 @@ fn spawn_error_text(e: &io::Error, program: &str) -> String {
 }
 
 /// Sends `signal` to process group `pgid`; a group already gone is fine.
-fn signal_group(pgid: Pid, signal: Signal) {
+pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
     match killpg(pgid, signal) {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => {
@@ -161,7 +161,7 @@ pub(crate) async fn execute(
     output: &Arc<OutputBuffer>,
     cancel: &CancellationToken,
     shutdown: &CancellationToken,
-    started: oneshot::Sender<u32>,
+    started: oneshot::Sender<Option<u32>>,
 ) -> Exit {
     let exit = execute_inner(argv, env, timeout, output, cancel, shutdown, started).await;
     output.close();
@@ -175,7 +175,7 @@ async fn execute_inner(
     output: &Arc<OutputBuffer>,
     cancel: &CancellationToken,
     shutdown: &CancellationToken,
-    started: oneshot::Sender<u32>,
+    started: oneshot::Sender<Option<u32>>,
 ) -> Exit {
     let Some((program, args)) = argv.split_first() else {
         return Exit::error("argv is empty: nothing to run".into());
@@ -200,7 +200,7 @@ async fn execute_inner(
         ));
     };
     let pgid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
-    let _ = started.send(pid);
+    let _ = started.send(Some(pid));
 
     let stop = CancellationToken::new();
     let out_pump = child

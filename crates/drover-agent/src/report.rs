@@ -106,19 +106,19 @@ where
     }
 }
 
-/// The ordered sender of one command: `Started{pid}` once `started` gives a pid (skipped
-/// if it is dropped: the spawn failed), then every batch of `output` until it is closed
+/// The ordered sender of one command: `Started{pid}` once `started` gives one (a pid, or
+/// `None` for work the agent does itself; skipped if it is dropped: the spawn failed), then every batch of `output` until it is closed
 /// and empty, then `Finished` with the result from `result`.
 pub(crate) async fn send_in_order<R: Reporter>(
     reporter: Arc<R>,
     id: String,
-    started: oneshot::Receiver<u32>,
+    started: oneshot::Receiver<Option<u32>>,
     output: Arc<OutputBuffer>,
     result: oneshot::Receiver<CommandResult>,
     shutdown: CancellationToken,
 ) -> Delivery {
     if let Ok(pid) = started.await {
-        let update = CommandUpdate::Started { pid: Some(pid) };
+        let update = CommandUpdate::Started { pid };
         let d = deliver("started", &id, &shutdown, || reporter.status(&id, &update)).await;
         if d == Delivery::Abandoned {
             return d;
@@ -282,7 +282,7 @@ mod tests {
             rrx,
             CancellationToken::new(),
         ));
-        let _ = stx.send(42);
+        let _ = stx.send(Some(42));
         buf.push(OutputStream::Stdout, "a\n".into());
         buf.push(OutputStream::Stderr, "b\n".into());
         buf.close();

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use drover_agent::{AgentConfig, run};
 use drover_proto::agent::{
     AgentCommand, CommandOutcome, CommandResult, CommandSpec, CommandUpdate, EnrollRequest,
@@ -48,6 +48,9 @@ struct Fake {
     work: Mutex<VecDeque<PollResponse>>,
     work_ready: Notify,
     log: Mutex<Vec<(String, Msg)>>,
+    /// The artifact store: `.tar.gz` bodies by sha256.
+    artifacts: Mutex<BTreeMap<String, Vec<u8>>>,
+    artifact_auth: Mutex<Vec<Option<String>>>,
 }
 
 fn api_error(status: StatusCode, code: &str, detail: &str) -> Response {
@@ -245,6 +248,25 @@ async fn status(
     StatusCode::NO_CONTENT.into_response()
 }
 
+async fn artifact(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    UrlPath(sha): UrlPath<String>,
+) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    fake.artifact_auth.lock().expect("lock").push(auth);
+    if let Some(r) = fake.check(&headers, CREDENTIAL) {
+        return r;
+    }
+    match fake.artifacts.lock().expect("lock").get(&sha) {
+        Some(body) => body.clone().into_response(),
+        None => api_error(StatusCode::NOT_FOUND, "not_found", "no such artifact"),
+    }
+}
+
 struct Controller {
     url: String,
     fake: Arc<Fake>,
@@ -266,6 +288,7 @@ async fn controller() -> Controller {
         .route("/api/v1/agent/poll", post(poll))
         .route("/api/v1/agent/commands/{id}/output", post(output))
         .route("/api/v1/agent/commands/{id}/status", post(status))
+        .route("/api/v1/artifacts/{sha}", get(artifact))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -690,5 +713,258 @@ async fn a_revoked_credential_is_retried_with_backoff() {
     })
     .await;
     assert!(c.fake.heartbeats()[before].facts.is_some());
+    agent.stop().await;
+}
+
+/// A `.tar.gz` holding `bin/server`, an HTTP server on `$PORT_HTTP`.
+fn http_service_tarball(version: &str) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let files: [(&str, String, u32); 2] = [
+        (
+            "bin/server",
+            "#!/bin/sh\necho \"serving $DROVER_VERSION\"\n\
+             exec python3 -m http.server \"$PORT_HTTP\" --bind 127.0.0.1\n"
+                .to_string(),
+            0o755,
+        ),
+        ("version.txt", version.to_string(), 0o644),
+    ];
+    for (path, content, mode) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(mode);
+        b.append_data(&mut h, path, content.as_bytes())
+            .expect("append");
+    }
+    b.into_inner().expect("tar").finish().expect("gz")
+}
+
+fn transition(
+    id: &str,
+    spec: &drover_proto::deploy::InstanceSpec,
+    t: drover_proto::deploy::Transition,
+) -> PollResponse {
+    PollResponse {
+        commands: vec![AgentCommand {
+            id: id.into(),
+            execution_id: "e-deploy".into(),
+            spec: CommandSpec::Transition {
+                instance: Box::new(spec.clone()),
+                transition: t,
+            },
+        }],
+        cancel: vec![],
+    }
+}
+
+async fn run_step(
+    c: &Controller,
+    id: &str,
+    spec: &drover_proto::deploy::InstanceSpec,
+    t: drover_proto::deploy::Transition,
+) -> CommandResult {
+    c.fake.push_work(transition(id, spec, t));
+    wait_for(id, Duration::from_secs(30), || {
+        !c.fake.finished(id).is_empty()
+    })
+    .await;
+    c.fake.finished(id)[0].clone()
+}
+
+fn last_instances(fake: &Fake) -> Option<Vec<drover_proto::deploy::InstanceReport>> {
+    fake.heartbeats()
+        .into_iter()
+        .rev()
+        .find_map(|h| h.instances)
+}
+
+#[tokio::test]
+async fn deploys_an_instance_reports_it_streams_its_logs_and_leaves_it_running_across_restarts() {
+    use drover_proto::deploy::{
+        ArtifactRef, Health, HealthProbe, HealthSpec, InstanceSpec, LifecycleState, Runtime,
+        Transition,
+    };
+    use sha2::Digest;
+
+    let c = controller().await;
+    let state = tempfile::tempdir().expect("tempdir");
+    let body = http_service_tarball("1");
+    let sha = hex::encode(sha2::Sha256::digest(&body));
+    c.fake
+        .artifacts
+        .lock()
+        .expect("lock")
+        .insert(sha.clone(), body);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let spec = InstanceSpec {
+        service: "web".into(),
+        index: 0,
+        version: "1".into(),
+        artifact: ArtifactRef {
+            url: format!("{}api/v1/artifacts/{sha}", c.url),
+            sha256: sha,
+        },
+        runtime: Runtime::Run {
+            argv: vec!["bin/server".into()],
+        },
+        env: BTreeMap::new(),
+        ports: BTreeMap::from([("http".to_string(), port)]),
+        config: vec![],
+        health: Some(HealthSpec {
+            probe: HealthProbe::Http {
+                port,
+                path: "/version.txt".into(),
+                status: 200,
+                body: Some("1".into()),
+            },
+            interval_ms: 150,
+            timeout_ms: 1000,
+            healthy_threshold: 1,
+            unhealthy_threshold: 2,
+        }),
+        spec_hash: "h1".into(),
+        keep_releases: 2,
+    };
+
+    let agent = start(config(&c.url, state.path(), Some(JOIN_TOKEN)));
+    wait_for("first heartbeat", Duration::from_secs(10), || {
+        !c.fake.heartbeats().is_empty()
+    })
+    .await;
+    assert_eq!(
+        c.fake.heartbeats()[0].instances,
+        Some(vec![]),
+        "the first heartbeat says there is no instance"
+    );
+
+    for (id, t) in [
+        ("d1", Transition::Install),
+        ("d2", Transition::Configure),
+        ("d3", Transition::Start),
+    ] {
+        let r = run_step(&c, id, &spec, t).await;
+        assert_eq!(r.outcome, CommandOutcome::Ok, "{id}: {r:?}");
+        assert!(
+            matches!(
+                c.fake.statuses(id).first(),
+                Some(CommandUpdate::Started { pid: None })
+            ),
+            "{id} reported Started first"
+        );
+    }
+    assert!(
+        c.fake
+            .text("d1", OutputStream::Stdout)
+            .contains("installed web#0 1"),
+        "{}",
+        c.fake.text("d1", OutputStream::Stdout)
+    );
+    // Fetched from the controller's store with the agent's credential.
+    assert_eq!(
+        c.fake.artifact_auth.lock().expect("lock")[0].as_deref(),
+        Some("Bearer cred-1")
+    );
+
+    wait_for("healthy in a heartbeat", Duration::from_secs(20), || {
+        last_instances(&c.fake).is_some_and(|i| {
+            i.len() == 1 && i[0].state == LifecycleState::Running && i[0].health == Health::Healthy
+        })
+    })
+    .await;
+    let reported = last_instances(&c.fake).expect("instances")[0].clone();
+    let pid = reported.pid.expect("pid");
+    assert_eq!(
+        (reported.version.as_str(), reported.spec_hash.as_str()),
+        ("1", "h1")
+    );
+
+    // Heartbeats without a change carry no instances.
+    let before = c.fake.heartbeats().len();
+    wait_for("quiet heartbeats", Duration::from_secs(5), || {
+        c.fake.heartbeats().len() >= before + 3
+    })
+    .await;
+    assert!(
+        c.fake.heartbeats()[before + 1..]
+            .iter()
+            .all(|h| h.instances.is_none())
+    );
+
+    // drover logs: the last lines of the service's output.
+    c.fake.push_work(PollResponse {
+        commands: vec![AgentCommand {
+            id: "l1".into(),
+            execution_id: "e-logs".into(),
+            spec: CommandSpec::Logs {
+                service: "web".into(),
+                index: 0,
+                tail: 10,
+                follow: false,
+            },
+        }],
+        cancel: vec![],
+    });
+    wait_for("logs", Duration::from_secs(10), || {
+        !c.fake.finished("l1").is_empty()
+    })
+    .await;
+    assert_eq!(c.fake.finished("l1")[0].outcome, CommandOutcome::Ok);
+    assert_eq!(c.fake.text("l1", OutputStream::Stdout), "serving 1\n");
+    assert!(
+        c.fake
+            .text("l1", OutputStream::Stderr)
+            .contains("GET /version.txt"),
+        "{}",
+        c.fake.text("l1", OutputStream::Stderr)
+    );
+
+    // The agent stops: the service does not.
+    agent.stop().await;
+    assert!(
+        std::fs::metadata(format!("/proc/{pid}")).is_ok(),
+        "the service stopped with the agent"
+    );
+    let heartbeats_before = c.fake.heartbeats().len();
+    let agent = start(config(&c.url, state.path(), None));
+    wait_for("heartbeat after restart", Duration::from_secs(10), || {
+        c.fake.heartbeats().len() > heartbeats_before
+    })
+    .await;
+    let again = c.fake.heartbeats()[heartbeats_before]
+        .instances
+        .clone()
+        .expect("instances at reconnect");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].state, LifecycleState::Running);
+    assert_eq!(again[0].pid, Some(pid), "adopted");
+
+    // Start again at the same version: nothing to do. Stop and uninstall.
+    let r = run_step(&c, "d4", &spec, Transition::Start).await;
+    assert_eq!(r.outcome, CommandOutcome::Ok);
+    for (id, t) in [
+        ("d5", Transition::Stop),
+        ("d6", Transition::Unconfigure),
+        ("d7", Transition::Uninstall),
+    ] {
+        let r = run_step(&c, id, &spec, t).await;
+        assert_eq!(r.outcome, CommandOutcome::Ok, "{id}: {r:?}");
+    }
+    wait_for(
+        "instance gone from heartbeats",
+        Duration::from_secs(10),
+        || last_instances(&c.fake).is_some_and(|i| i.is_empty()),
+    )
+    .await;
+    // A wrong step is refused with both states named.
+    let r = run_step(&c, "d8", &spec, Transition::Stop).await;
+    assert_eq!(r.outcome, CommandOutcome::Error);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("cannot stop web#0 1: it is none, expected running at 1")
+    );
     agent.stop().await;
 }
