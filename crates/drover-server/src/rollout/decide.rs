@@ -110,7 +110,14 @@ fn ms(d: std::time::Duration) -> i64 {
 }
 
 /// The next actions for a rollout in state `running` (other states decide nothing).
-pub(crate) fn decide(d: &RolloutDetail, live: &LiveMap, now: i64) -> Vec<Action> {
+/// `down` holds the ids of hosts that are down: their instances fail at once rather
+/// than wait for a deadline.
+pub(crate) fn decide(
+    d: &RolloutDetail,
+    live: &LiveMap,
+    down: &std::collections::HashSet<String>,
+    now: i64,
+) -> Vec<Action> {
     let r = &d.rollout;
     if r.state != "running" {
         return Vec::new();
@@ -148,6 +155,20 @@ pub(crate) fn decide(d: &RolloutDetail, live: &LiveMap, now: i64) -> Vec<Action>
     let mut actions = Vec::new();
     let mut all_passed = true;
     for inst in d.instances.iter().filter(|i| i.unit == r.unit) {
+        if matches!(inst.status.as_str(), "pending" | "stepping" | "gating")
+            && down.contains(&inst.host_id)
+        {
+            actions.push(Action::Instance {
+                at: at(inst),
+                from: inst.status.clone(),
+                to: "failed",
+                gate_started_at: inst.gate_started_at,
+                healthy_since: None,
+                error: Some(format!("host {} is down", inst.host_name)),
+            });
+            all_passed = false;
+            continue;
+        }
         match inst.status.as_str() {
             "passed" => continue,
             "failed" => {

@@ -64,8 +64,16 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
             return Ok(());
         };
         let live = live_map(state).await?;
+        let down: std::collections::HashSet<String> = state
+            .store
+            .list_hosts()
+            .await?
+            .into_iter()
+            .filter(|h| h.status == drover_proto::hosts::HostStatus::Down)
+            .map(|h| h.id)
+            .collect();
         let now = chrono::Utc::now().timestamp_millis();
-        let actions = decide(&detail, &live, now);
+        let actions = decide(&detail, &live, &down, now);
         if actions.is_empty() {
             return Ok(());
         }

@@ -106,6 +106,10 @@ fn live(host: &str, version: &str, health: Health) -> LiveMap {
     m
 }
 
+fn none() -> std::collections::HashSet<String> {
+    std::collections::HashSet::new()
+}
+
 fn at(unit: i64, host: &str) -> At {
     At {
         unit,
@@ -123,7 +127,7 @@ fn steps_run_one_at_a_time_in_order() {
         vec![inst(0, "a", "pending")],
         vec![step(0, "a", 0, "pending"), step(0, "a", 1, "pending")],
     );
-    let actions = decide(&d, &LiveMap::new(), 10);
+    let actions = decide(&d, &LiveMap::new(), &none(), 10);
     assert_eq!(
         actions,
         vec![
@@ -148,7 +152,7 @@ fn steps_run_one_at_a_time_in_order() {
         vec![inst(0, "a", "stepping")],
         vec![step(0, "a", 0, "running"), step(0, "a", 1, "pending")],
     );
-    assert!(decide(&d, &LiveMap::new(), 10).is_empty());
+    assert!(decide(&d, &LiveMap::new(), &none(), 10).is_empty());
     // First done: the second goes.
     let d = detail(
         0,
@@ -157,7 +161,7 @@ fn steps_run_one_at_a_time_in_order() {
         vec![step(0, "a", 0, "ok"), step(0, "a", 1, "pending")],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), 10),
+        decide(&d, &LiveMap::new(), &none(), 10),
         vec![Action::Dispatch {
             at: at(0, "a"),
             pos: 1
@@ -174,7 +178,7 @@ fn all_steps_done_starts_the_gate_and_a_failed_step_fails_the_instance() {
         vec![step(0, "a", 0, "ok")],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), 10),
+        decide(&d, &LiveMap::new(), &none(), 10),
         vec![Action::Instance {
             at: at(0, "a"),
             from: "stepping".into(),
@@ -190,7 +194,7 @@ fn all_steps_done_starts_the_gate_and_a_failed_step_fails_the_instance() {
         vec![inst(0, "a", "stepping")],
         vec![step(0, "a", 0, "ok"), step(0, "a", 1, "failed")],
     );
-    match &decide(&d, &LiveMap::new(), 10)[..] {
+    match &decide(&d, &LiveMap::new(), &none(), 10)[..] {
         [
             Action::Instance {
                 to: "failed",
@@ -214,7 +218,7 @@ fn gate_needs_min_healthy_time_without_a_break() {
     );
     // Healthy on the target version: the clock starts.
     assert!(matches!(
-        &decide(&d, &live("a", "2", Health::Healthy), 1000)[..],
+        &decide(&d, &live("a", "2", Health::Healthy), &none(), 1000)[..],
         [Action::Instance {
             to: "gating",
             healthy_since: Some(1000),
@@ -222,7 +226,7 @@ fn gate_needs_min_healthy_time_without_a_break() {
         }]
     ));
     // Still on the old version: not healthy for the gate.
-    assert!(decide(&d, &live("a", "1", Health::Healthy), 1000).is_empty());
+    assert!(decide(&d, &live("a", "1", Health::Healthy), &none(), 1000).is_empty());
     i.healthy_since = Some(1000);
     let d = detail(
         0,
@@ -231,16 +235,16 @@ fn gate_needs_min_healthy_time_without_a_break() {
         vec![],
     );
     assert!(
-        decide(&d, &live("a", "2", Health::Healthy), 2500).is_empty(),
+        decide(&d, &live("a", "2", Health::Healthy), &none(), 2500).is_empty(),
         "1.5 s < 2 s"
     );
     assert!(matches!(
-        &decide(&d, &live("a", "2", Health::Healthy), 3000)[..],
+        &decide(&d, &live("a", "2", Health::Healthy), &none(), 3000)[..],
         [Action::Instance { to: "passed", .. }]
     ));
     // Health lost (unknown again): the clock resets.
     assert!(matches!(
-        &decide(&d, &live("a", "2", Health::Unknown), 2500)[..],
+        &decide(&d, &live("a", "2", Health::Unknown), &none(), 2500)[..],
         [Action::Instance {
             to: "gating",
             healthy_since: None,
@@ -255,10 +259,10 @@ fn unhealthy_or_late_fails_the_gate() {
     i.gate_started_at = Some(0);
     let d = detail(0, vec![unit(0, false, false)], vec![i], vec![]);
     assert!(matches!(
-        &decide(&d, &live("a", "2", Health::Unhealthy), 100)[..],
+        &decide(&d, &live("a", "2", Health::Unhealthy), &none(), 100)[..],
         [Action::Instance { to: "failed", .. }]
     ));
-    match &decide(&d, &LiveMap::new(), 31_000)[..] {
+    match &decide(&d, &LiveMap::new(), &none(), 31_000)[..] {
         [
             Action::Instance {
                 to: "failed",
@@ -276,7 +280,7 @@ fn a_failed_instance_fails_the_rollout_and_reverts_with_auto_revert() {
     i.error = Some("2 is unhealthy".into());
     let d = detail(0, vec![unit(0, false, false)], vec![i], vec![]);
     assert_eq!(
-        decide(&d, &LiveMap::new(), 5),
+        decide(&d, &LiveMap::new(), &none(), 5),
         vec![Action::Fail {
             error: "web/a#0: 2 is unhealthy".into(),
             revert: Some("web".into()),
@@ -286,7 +290,7 @@ fn a_failed_instance_fails_the_rollout_and_reverts_with_auto_revert() {
     let mut d2 = d.clone();
     d2.rollout.reverting = true;
     assert!(matches!(
-        &decide(&d2, &LiveMap::new(), 5)[..],
+        &decide(&d2, &LiveMap::new(), &none(), 5)[..],
         [Action::Fail { revert: None, .. }]
     ));
 }
@@ -302,7 +306,7 @@ fn units_advance_await_promotion_and_finish() {
         vec![],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), 5),
+        decide(&d, &LiveMap::new(), &none(), 5),
         vec![Action::AwaitPromotion { unit: 1 }]
     );
     // With auto_promote: go on.
@@ -313,7 +317,7 @@ fn units_advance_await_promotion_and_finish() {
         vec![],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), 5),
+        decide(&d, &LiveMap::new(), &none(), 5),
         vec![Action::Advance { unit: 1 }]
     );
     // Last unit passed: finish.
@@ -323,7 +327,10 @@ fn units_advance_await_promotion_and_finish() {
         vec![passed(0), passed(1)],
         vec![],
     );
-    assert_eq!(decide(&d, &LiveMap::new(), 5), vec![Action::Finish]);
+    assert_eq!(
+        decide(&d, &LiveMap::new(), &none(), 5),
+        vec![Action::Finish]
+    );
     // Paused rollouts decide nothing.
     let mut d = detail(
         0,
@@ -332,7 +339,7 @@ fn units_advance_await_promotion_and_finish() {
         vec![step(0, "a", 0, "pending")],
     );
     d.rollout.state = "paused".into();
-    assert!(decide(&d, &LiveMap::new(), 5).is_empty());
+    assert!(decide(&d, &LiveMap::new(), &none(), 5).is_empty());
 }
 
 #[test]
@@ -343,13 +350,34 @@ fn no_progress_within_the_deadline_fails() {
         vec![inst(0, "a", "stepping")],
         vec![step(0, "a", 0, "running")],
     );
-    match &decide(&d, &LiveMap::new(), 301_000)[..] {
+    match &decide(&d, &LiveMap::new(), &none(), 301_000)[..] {
         [
             Action::Fail {
                 error,
                 revert: Some(_),
             },
         ] => assert!(error.contains("progress_deadline")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_instance_on_a_host_that_is_down_fails_at_once() {
+    let d = detail(
+        0,
+        vec![unit(0, false, false)],
+        vec![inst(0, "a", "stepping")],
+        vec![step(0, "a", 0, "dispatched")],
+    );
+    let down: std::collections::HashSet<String> = ["a".to_string()].into();
+    match &decide(&d, &LiveMap::new(), &down, 5)[..] {
+        [
+            Action::Instance {
+                to: "failed",
+                error: Some(e),
+                ..
+            },
+        ] => assert!(e.contains("host a is down"), "{e}"),
         other => panic!("{other:?}"),
     }
 }
