@@ -66,28 +66,48 @@ fn release(fleet: &Fleet, version: &str, broken: bool) -> String {
         .to_string()
 }
 
-fn model(dir: &Path, version: &str, sha: &str, port: u16) -> PathBuf {
-    let m = dir.join(format!("model-{version}"));
+/// One service's YAML: three instances on web-1, HTTP health, rolling one at a time.
+fn service_yaml(
+    name: &str,
+    version: &str,
+    sha: &str,
+    port: u16,
+    extra_rollout: &str,
+    depends_on: &str,
+) -> String {
+    format!(
+        "kind: service\nname: {name}\nversion: \"{version}\"\n\
+         artifact: {{url: \"store:{sha}\", sha256: {sha}}}\n\
+         placement: {{hostclass: web, per_host: 3}}\n\
+         ports: {{http: {port}}}\n\
+         depends_on: [{depends_on}]\n\
+         health:\n  http: {{port: http, path: /health, status: 200, body: ok}}\n  interval: 200ms\n  timeout: 200ms\n  healthy_threshold: 1\n  unhealthy_threshold: 2\n\
+         rollout:\n  max_parallel: 1\n  min_healthy_time: 500ms\n  healthy_deadline: 6s\n  progress_deadline: 60s\n  auto_revert: true\n{extra_rollout}\
+         run: [\"python3\", \"server.py\", \"--port\", \"{{{{ ports.http }}}}\", \"--version\", \"{{{{ version }}}}\"]\n"
+    )
+}
+
+/// A model directory with the `web` hostclass (web-1 only) and the given services.
+fn model_of(dir: &Path, name: &str, services: &[String]) -> PathBuf {
+    let m = dir.join(name);
     std::fs::create_dir_all(&m).expect("mkdir");
     std::fs::write(
         m.join("hostclasses.yaml"),
         "kind: hostclass\nname: web\nselector: name=web-1\n",
     )
     .expect("write");
-    std::fs::write(
-        m.join("hello.yaml"),
-        format!(
-            "kind: service\nname: hello\nversion: \"{version}\"\n\
-             artifact: {{url: \"store:{sha}\", sha256: {sha}}}\n\
-             placement: {{hostclass: web, per_host: 3}}\n\
-             ports: {{http: {port}}}\n\
-             health:\n  http: {{port: http, path: /health, status: 200, body: ok}}\n  interval: 200ms\n  timeout: 200ms\n  healthy_threshold: 1\n  unhealthy_threshold: 2\n\
-             rollout:\n  max_parallel: 1\n  min_healthy_time: 500ms\n  healthy_deadline: 6s\n  progress_deadline: 60s\n  auto_revert: true\n\
-             run: [\"python3\", \"server.py\", \"--port\", \"{{{{ ports.http }}}}\", \"--version\", \"{{{{ version }}}}\"]\n"
-        ),
-    )
-    .expect("write");
+    for (i, svc) in services.iter().enumerate() {
+        std::fs::write(m.join(format!("service-{i}.yaml")), svc).expect("write");
+    }
     m
+}
+
+fn model(dir: &Path, version: &str, sha: &str, port: u16) -> PathBuf {
+    model_of(
+        dir,
+        &format!("model-{version}"),
+        &[service_yaml("hello", version, sha, port, "", "")],
+    )
 }
 
 fn get(port: u16) -> Option<String> {
@@ -109,7 +129,7 @@ fn rolling_upgrade_keeps_n_minus_1_answering_and_a_broken_release_reverts_by_its
     let mut fleet = Fleet::start(Db::Sqlite);
     // One web agent; the other two play no part.
     fleet.agents.retain(|a| a.name == "web-1");
-    let port = 20_000 + (std::process::id() % 2000) as u16 * 3;
+    let port = free_port_block(13);
     let ports = [port, port + 1, port + 2];
     let v1 = release(&fleet, "1.0.0", false);
     let v2 = release(&fleet, "2.0.0", false);
@@ -205,4 +225,179 @@ fn rolling_upgrade_keeps_n_minus_1_answering_and_a_broken_release_reverts_by_its
     assert!(touched.len() <= 3);
     let history = fleet.ctl.cli_json(&["model", "history", "--json"]);
     assert_eq!(history.as_array().map(|h| h.len()), Some(3));
+}
+
+/// The first port of `n` consecutive ports that are free on loopback now (tests run in
+/// parallel processes; each probes its own block).
+fn free_port_block(n: u16) -> u16 {
+    let mut seed = u64::from(std::process::id()).wrapping_mul(2_654_435_761);
+    for _ in 0..200 {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let base = 20_000 + (seed >> 33) as u16 % 30_000;
+        let free = (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no block of {n} free ports found");
+}
+
+/// A fleet with web-1 only and the three releases pushed.
+fn setup() -> (Fleet, [String; 3], u16) {
+    let mut fleet = Fleet::start(Db::Sqlite);
+    fleet.agents.retain(|a| a.name == "web-1");
+    let port = free_port_block(13);
+    let shas = [
+        release(&fleet, "1.0.0", false),
+        release(&fleet, "2.0.0", false),
+        release(&fleet, "3.0.0", true),
+    ];
+    (fleet, shas, port)
+}
+
+fn versions(port: u16) -> Vec<Option<String>> {
+    (0..3).map(|i| get(port + i)).collect()
+}
+
+#[test]
+fn canary_waits_for_a_manual_promote() {
+    let (fleet, shas, port) = setup();
+    let dir = fleet.dir.path().to_path_buf();
+    let out = fleet.ctl.cli(&[
+        "apply",
+        "--yes",
+        model(&dir, "1.0.0", &shas[0], port).to_str().expect("p"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out).0);
+    let canary = model_of(
+        &dir,
+        "canary",
+        &[service_yaml(
+            "hello",
+            "2.0.0",
+            &shas[1],
+            port,
+            "  canary: 1\n  auto_promote: false\n",
+            "",
+        )],
+    );
+    let out = fleet
+        .ctl
+        .cli(&["apply", "--yes", canary.to_str().expect("p")]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("drover rollout promote"), "{stdout}");
+    let r = fleet.ctl.cli_json(&["rollout", "status", "--json"]);
+    assert_eq!(r["rollout"]["state"], "awaiting-promotion");
+    let v = versions(port);
+    assert_eq!(
+        v.iter()
+            .filter(|x| x.as_deref() == Some("version 2.0.0"))
+            .count(),
+        1,
+        "one canary: {v:?}"
+    );
+    assert_eq!(
+        v.iter()
+            .filter(|x| x.as_deref() == Some("version 1.0.0"))
+            .count(),
+        2,
+        "{v:?}"
+    );
+    // It stays there until promoted.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        fleet.ctl.cli_json(&["rollout", "status", "--json"])["rollout"]["state"],
+        "awaiting-promotion"
+    );
+    let id = r["rollout"]["execution_id"].as_str().expect("id");
+    let out = fleet.ctl.cli(&["rollout", "promote", id]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = fleet.ctl.cli(&["rollout", "status", id, "--watch"]);
+    assert!(out.status.success(), "{}", text(&out).0);
+    assert!(
+        versions(port)
+            .iter()
+            .all(|x| x.as_deref() == Some("version 2.0.0"))
+    );
+    // Promoting twice is a conflict, not a silent success.
+    let out = fleet.ctl.cli(&["rollout", "promote", id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("cannot promote"), "{}", text(&out).1);
+}
+
+#[test]
+fn a_controller_killed_mid_rollout_finishes_it_after_restart_without_running_a_step_twice() {
+    let (mut fleet, shas, port) = setup();
+    let dir = fleet.dir.path().to_path_buf();
+    let slow = model_of(
+        &dir,
+        "slow",
+        &[service_yaml("hello", "1.0.0", &shas[0], port, "", "")
+            .replace("min_healthy_time: 500ms", "min_healthy_time: 1500ms")],
+    );
+    let out = fleet
+        .ctl
+        .cli(&["apply", "--yes", "--no-wait", slow.to_str().expect("p")]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    // Kill it as soon as the first instance passed its gate.
+    common::wait_until(Duration::from_secs(20), "first instance passed", || {
+        let r = fleet.ctl.cli_json(&["rollout", "status", "--json"]);
+        r["instances"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|x| x["status"] == "passed"))
+    });
+    fleet.ctl.kill9();
+    fleet.ctl.restart();
+    let out = fleet.ctl.cli(&["rollout", "status", "--watch"]);
+    assert!(out.status.success(), "{}", text(&out).0);
+    assert!(
+        versions(port)
+            .iter()
+            .all(|x| x.as_deref() == Some("version 1.0.0"))
+    );
+    // 3 instances × (install, configure, start): the agent ran 9 commands, each once.
+    let journal = fleet.dir.path().join("agent-web-1/commands");
+    let ran = std::fs::read_dir(&journal)
+        .expect("journal")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert_eq!(ran, 9, "each step ran exactly once");
+}
+
+#[test]
+fn depends_on_deploys_and_gates_the_dependency_first() {
+    let (fleet, shas, port) = setup();
+    let dir = fleet.dir.path().to_path_buf();
+    let m = model_of(
+        &dir,
+        "deps",
+        &[
+            service_yaml("web", "1.0.0", &shas[0], port, "", "db"),
+            service_yaml("db", "1.0.0", &shas[0], port + 10, "", ""),
+        ],
+    );
+    let out = fleet.ctl.cli(&["apply", "--yes", m.to_str().expect("p")]);
+    assert!(out.status.success(), "{}", text(&out).0);
+    // Every db instance was healthy before the first web instance changed at all.
+    let changed = fleet.ctl.events("instance.changed");
+    let last_db_healthy = changed
+        .iter()
+        .filter(|e| e["payload"]["service"] == "db" && e["payload"]["to"]["health"] == "healthy")
+        .map(|e| e["id"].as_i64().expect("id"))
+        .max()
+        .expect("db became healthy");
+    let first_web = changed
+        .iter()
+        .filter(|e| e["payload"]["service"] == "web")
+        .map(|e| e["id"].as_i64().expect("id"))
+        .min()
+        .expect("web changed");
+    assert!(
+        last_db_healthy < first_web,
+        "db healthy ({last_db_healthy}) before web starts ({first_web})"
+    );
 }
