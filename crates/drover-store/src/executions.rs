@@ -388,7 +388,7 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(()) };
         let mut exec = execution(&row)?;
-        if exec.status.is_final() || exec.kind != "run" {
+        if exec.status.is_final() || exec.kind == "deploy" {
             return Ok(());
         }
         let cancel: i64 = row.try_get("cancel_requested")?;
@@ -1003,12 +1003,12 @@ impl Store {
         Ok(row.map(|r| r.0))
     }
 
-    /// Ids of fleet-command executions (`run`) not final yet (the controller resumes
+    /// Ids of command executions (`run`, `logs`) not final yet (the controller resumes
     /// them at start; rollouts have their own executor).
     pub async fn unfinished_executions(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM executions WHERE status IN ('requested', 'running') AND kind = 'run' \
-             ORDER BY id",
+            "SELECT id FROM executions WHERE status IN ('requested', 'running') \
+             AND kind <> 'deploy' ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;

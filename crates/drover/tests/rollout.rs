@@ -33,7 +33,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
-http.server.ThreadingHTTPServer(("127.0.0.1", a.port), H).serve_forever()
+server = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), H)
+print("hello %s listening on %d" % (a.version, a.port), flush=True)
+server.serve_forever()
 "#;
 
 /// Builds the service's release tarball and pushes it; returns its sha256.

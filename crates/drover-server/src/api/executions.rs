@@ -374,3 +374,68 @@ async fn send_targets(
     }
     Ok(())
 }
+
+/// `POST /logs`: stream one instance's log files from its agent.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogsRequest {
+    /// Host name.
+    host: String,
+    /// Service.
+    service: String,
+    /// Copy on the host.
+    #[serde(default)]
+    index: u32,
+    /// Start with the last this many lines.
+    #[serde(default = "default_tail")]
+    tail: u32,
+    /// Keep streaming until cancelled.
+    #[serde(default)]
+    follow: bool,
+}
+
+fn default_tail() -> u32 {
+    100
+}
+
+pub(crate) async fn logs(
+    State(state): State<Arc<AppState>>,
+    caller: ApiCaller,
+    Body(req): Body<LogsRequest>,
+) -> ApiResult<(StatusCode, Json<Execution>)> {
+    caller.require(Role::Operator)?;
+    if req.tail > 100_000 {
+        return Err(ApiError::bad_request("field `tail`: at most 100000 lines"));
+    }
+    let host = state
+        .store
+        .get_host_by_name(&req.host)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no host named `{}`", req.host)))?;
+    let id = uuid::Uuid::now_v7().to_string();
+    state
+        .store
+        .create_execution(&NewExecution {
+            id: id.clone(),
+            kind: "logs".to_string(),
+            actor: caller.name.clone(),
+            selector: format!("name={}", host.name),
+            spec: serde_json::to_value(&req).map_err(ApiError::internal)?,
+            command: CommandSpec::Logs {
+                service: req.service.clone(),
+                index: req.index,
+                tail: req.tail,
+                follow: req.follow,
+            },
+            parallel: None,
+            timeout_ms: None,
+            targets: vec![NewTarget {
+                host_id: host.id,
+                host_name: host.name,
+            }],
+        })
+        .await?;
+    monitor::dispatch(&state, &id).await;
+    let exec = load(&state, &id).await?;
+    Ok((StatusCode::CREATED, Json(exec)))
+}

@@ -31,6 +31,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/hosts", get(hosts::list))
         .route("/hosts/{host}", get(hosts::get))
         .route("/runs", post(executions::create_run))
+        .route("/logs", post(executions::logs))
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::get))
         .route("/executions/{id}/cancel", post(executions::cancel))

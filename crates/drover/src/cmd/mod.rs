@@ -8,6 +8,7 @@ mod events;
 mod executions;
 mod hosts;
 mod login;
+mod logs;
 mod model;
 mod plan;
 mod rollout;
@@ -102,6 +103,8 @@ enum Command {
     Apply(rollout::ApplyArgs),
     /// Follow and control rollouts: status, promote, pause, resume, abort, rollback.
     Rollout(rollout::RolloutArgs),
+    /// Show a service instance's logs, from its agent.
+    Logs(logs::LogsArgs),
 }
 
 /// Runs the chosen verb and maps its outcome to an exit code.
@@ -122,6 +125,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Status(a) => status::run(a).await,
         Command::Apply(a) => rollout::apply(a).await,
         Command::Rollout(a) => rollout::rollout(a).await,
+        Command::Logs(a) => logs::run(a).await,
     };
     match result {
         Ok(code) => code,
