@@ -986,3 +986,47 @@ proptest! {
         check_errors(&files)?;
     }
 }
+
+#[test]
+fn a_port_offset_label_shifts_every_port_on_its_host() {
+    let files = vec![
+        ModelFile {
+            path: "hc.yaml".into(),
+            text: "kind: hostclass\nname: web\nselector: label.role=web\n".into(),
+        },
+        ModelFile {
+            path: "s.yaml".into(),
+            text: format!(
+                "kind: service\nname: s\nversion: \"1\"\nartifact: {{url: \"store:{0}\", sha256: {0}}}\n\
+                 placement: {{hostclass: web, per_host: 2}}\nports: {{http: 8000, admin: 9000}}\nrun: [\"./s\"]\n",
+                "a".repeat(64)
+            ),
+        },
+    ];
+    let m = load(&files).unwrap();
+    let hosts = vec![
+        host("a", &[("role", "web")]),
+        host("b", &[("role", "web"), ("drover/port-offset", "100")]),
+        host("c", &[("role", "web"), ("drover/port-offset", "nonsense")]),
+    ];
+    let want = desired_instances(&m, &hosts);
+    let ports = |h: &str, i: u32| {
+        want.iter()
+            .find(|d| d.key.host == h && d.key.index == i)
+            .map(|d| (d.ports["http"], d.ports["admin"], d.spec_hash.clone()))
+            .unwrap()
+    };
+    assert_eq!((ports("a", 1).0, ports("a", 1).1), (8001, 9001));
+    assert_eq!((ports("b", 0).0, ports("b", 1).1), (8100, 9101));
+    assert_eq!(
+        (ports("c", 0).0, ports("c", 0).1),
+        (8000, 9000),
+        "an invalid offset is ignored"
+    );
+    assert_ne!(
+        ports("a", 0).2,
+        ports("b", 0).2,
+        "ports are part of the spec hash"
+    );
+    assert_eq!(ports("a", 0).2, ports("c", 0).2);
+}

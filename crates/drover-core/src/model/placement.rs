@@ -52,6 +52,20 @@ fn target_hosts(model: &Model, target: &Target, hosts: &[Host]) -> BTreeSet<Stri
     }
 }
 
+/// Label that shifts every port of every instance on a host by its value, so that
+/// several agents can share one machine (demos, tests, a laptop): `drover/port-offset=100`.
+pub const PORT_OFFSET_LABEL: &str = "drover/port-offset";
+
+/// The port offset of a host (0 when it has no valid `drover/port-offset` label).
+fn port_offset(hosts: &[Host], name: &str) -> u16 {
+    hosts
+        .iter()
+        .find(|h| h.name == name)
+        .and_then(|h| h.labels.get(PORT_OFFSET_LABEL))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Every instance the model wants, sorted by key (service, host, index).
 ///
 /// Hosts named by the model (`placement.hosts`, `kind: host` pins) are wanted
@@ -68,7 +82,18 @@ pub fn desired_instances(model: &Model, hosts: &[Host]) -> Vec<DesiredInstance> 
             })
             .collect();
         for host in target_hosts(model, &service.placement.target, hosts) {
+            let offset = port_offset(hosts, &host);
             for (index, ports, hash) in &per_instance {
+                let (ports, hash) = if offset == 0 {
+                    (ports.clone(), hash.clone())
+                } else {
+                    let shifted: BTreeMap<String, u16> = ports
+                        .iter()
+                        .map(|(name, p)| (name.clone(), p.saturating_add(offset)))
+                        .collect();
+                    let hash = spec_hash(service, &shifted);
+                    (shifted, hash)
+                };
                 out.push(DesiredInstance {
                     key: InstanceKey {
                         service: service.name.clone(),
@@ -77,8 +102,8 @@ pub fn desired_instances(model: &Model, hosts: &[Host]) -> Vec<DesiredInstance> 
                     },
                     version: service.version.clone(),
                     state: service.state,
-                    spec_hash: hash.clone(),
-                    ports: ports.clone(),
+                    spec_hash: hash,
+                    ports,
                 });
             }
         }
