@@ -25,6 +25,25 @@ fn demo_runs_a_fleet_command_and_exits_cleanly() {
         );
     }
     assert!(stdout.contains("succeeded — 3 ok, 0 failed"), "{stdout}");
+    // The deploy part: v1 everywhere, then v2 rolled over, each instance health-gated.
+    assert_eq!(
+        stdout.matches("): succeeded").count(),
+        2,
+        "two rollouts succeeded:\n{stdout}"
+    );
+    for host in ["web-1", "web-2", "db-1"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.contains(&format!(" {host} ")) && l.contains("hello"))
+            .unwrap_or_else(|| panic!("no status row for {host}:\n{stdout}"));
+        assert!(
+            row.contains(" ok ")
+                && row.contains("2.0.0")
+                && row.contains("healthy")
+                && row.contains("hello from drover 2.0.0"),
+            "{row}"
+        );
+    }
     assert!(
         stdout.contains("export DROVER_URL=http://127.0.0.1:"),
         "{stdout}"

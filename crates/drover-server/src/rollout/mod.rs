@@ -167,8 +167,8 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
                         Some(service) => start_revert(state, &detail, &service, &error).await?,
                         None => false,
                     };
-                    if !reverted {
-                        state
+                    if !reverted
+                        && state
                             .store
                             .set_rollout_state(
                                 execution_id,
@@ -178,7 +178,8 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
                                 Some(&error),
                                 "system",
                             )
-                            .await?;
+                            .await?
+                    {
                         tracing::warn!(execution_id, %error, "rollout failed");
                     }
                 }

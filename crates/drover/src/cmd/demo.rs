@@ -36,7 +36,12 @@ pub struct DemoArgs {
     keep: bool,
 }
 
-const AGENTS: [(&str, &str); 3] = [("web-1", "web"), ("web-2", "web"), ("db-1", "db")];
+/// The demo's agents: name, role, port offset (they share this machine's ports).
+const AGENTS: [(&str, &str, u16); 3] = [
+    ("web-1", "web", 0),
+    ("web-2", "web", 100),
+    ("db-1", "db", 200),
+];
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let exit_after = match &args.exit_after {
@@ -46,7 +51,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    super::init_logging("warn", false);
+    super::init_logging("error", false);
     let dir = tempfile::Builder::new()
         .prefix("drover-demo-")
         .tempdir()
@@ -71,14 +76,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let exe = std::env::current_exe().context("cannot find the drover binary")?;
     let mut agents: Vec<Child> = Vec::new();
-    for (name, role) in AGENTS {
+    for (name, role, offset) in AGENTS {
         let child = Command::new(&exe)
             .args(["agent", "--controller", &url, "--name", name])
             .args(["--label", &format!("role={role}"), "--label", "env=demo"])
+            .args([
+                "--label",
+                &format!(
+                    "{}={offset}",
+                    drover_core::model::placement::PORT_OFFSET_LABEL
+                ),
+            ])
             .arg("--state-dir")
             .arg(dir.path().join(format!("agent-{name}")))
             .env("DROVER_JOIN_TOKEN", &boot.join_token)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -122,12 +134,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let done = super::run::follow(&client, &exec, true).await?;
     super::run::print_summary(&done);
 
+    deploy(&client, &exe, dir.path()).await?;
+
     println!("\n▶ drover is running. In another terminal, point the CLI at it:\n");
     println!("  export DROVER_URL={url}");
     println!("  export DROVER_TOKEN={}", boot.admin_token);
     println!("  drover hosts");
     println!("  drover run --on label.role=web -- uname -a");
     println!("  drover executions");
+    println!("  drover status");
+    println!("  drover rollout status");
+    println!("  drover logs web-1 hello");
     println!("  drover events --follow");
     println!("\n  (or save them: drover login --url {url} --token $DROVER_TOKEN)");
     match exit_after {
@@ -198,4 +215,132 @@ fn shell_words(words: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Builds a release of the demo service: a `.tar.gz` with its `message.txt`.
+fn release(version: &str) -> anyhow::Result<Vec<u8>> {
+    let message = format!("(release {version}, unpacked by the agent)\n");
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(message.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, "message.txt", message.as_bytes())?;
+    Ok(tar.into_inner()?.finish()?)
+}
+
+/// The first of three ports (base, base+100, base+200) free on loopback.
+fn free_base() -> u16 {
+    (18_080..30_000)
+        .step_by(7)
+        .find(|base| {
+            AGENTS.iter().all(|(_, _, offset)| {
+                std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok()
+            })
+        })
+        .unwrap_or(18_080)
+}
+
+/// The model the demo applies: the demo service on every demo host.
+fn model(version: &str, sha: &str, port: u16, exe: &std::path::Path) -> serde_json::Value {
+    let hostclass = "kind: hostclass\nname: demo\nselector: label.env=demo\n";
+    let service = format!(
+        "kind: service\nname: hello\nversion: \"{version}\"\n\
+         artifact: {{url: \"store:{sha}\", sha256: {sha}}}\n\
+         placement: {{hostclass: demo}}\n\
+         ports: {{http: {port}}}\n\
+         env: {{DROVER_DEMO_BIN: \"{exe}\"}}\n\
+         health:\n  http: {{port: http, path: /health, body: ok}}\n  interval: 300ms\n  timeout: 300ms\n\
+         rollout:\n  max_parallel: 1\n  min_healthy_time: 1s\n  healthy_deadline: 30s\n\
+         run: [\"{{{{ env.DROVER_DEMO_BIN }}}}\", \"demo-service\", \"--port\", \"{{{{ ports.http }}}}\", \"--release\", \"{{{{ version }}}}\"]\n",
+        exe = exe.display()
+    );
+    serde_json::json!({ "files": [
+        { "path": "hostclasses.yaml", "text": hostclass },
+        { "path": "hello.yaml", "text": service },
+    ]})
+}
+
+/// Deploys v1 of the demo service to every agent, then rolls v2 over them one at a
+/// time, each through its health gate, and shows the delta.
+async fn deploy(
+    client: &Client,
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let port = free_base();
+    let mut shas = Vec::new();
+    for version in ["1.0.0", "2.0.0"] {
+        let bytes = release(version)?;
+        let path = dir.join(format!("hello-{version}.tar.gz"));
+        std::fs::write(&path, &bytes)?;
+        let resp = client
+            .request(
+                reqwest::Method::POST,
+                &format!("/artifacts?name=hello-{version}.tar.gz"),
+            )
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .body(bytes)
+            .send()
+            .await?;
+        let pushed: serde_json::Value = crate::client::check(resp).await?.json().await?;
+        shas.push(
+            pushed["artifact"]["sha256"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    println!("\n▶ pushed hello 1.0.0 and 2.0.0 to the artifact store");
+    for (version, sha) in ["1.0.0", "2.0.0"].iter().zip(&shas) {
+        let body = model(version, sha, port, exe);
+        let verb = if *version == "1.0.0" {
+            "deploy"
+        } else {
+            "rolling upgrade to"
+        };
+        println!(
+            "\n$ drover apply   # {verb} hello {version} on every agent, one at a time, health-gated"
+        );
+        let applied: serde_json::Value = client
+            .post("/apply", &serde_json::json!({ "files": body["files"], "message": format!("demo: hello {version}") }))
+            .await?;
+        if let Some(id) = applied["execution_id"].as_str() {
+            super::rollout::watch(client, id).await?;
+        }
+    }
+    println!("\n$ drover status");
+    let status: serde_json::Value = client.get("/status").await?;
+    let mut table =
+        crate::render::table(&["SERVICE", "HOST", "STATUS", "VERSION", "HEALTH", "ANSWERS"]);
+    for d in status["instances"].as_array().cloned().unwrap_or_default() {
+        let host = d["key"]["host"].as_str().unwrap_or("").to_string();
+        let offset = AGENTS
+            .iter()
+            .find(|(n, _, _)| *n == host)
+            .map(|a| a.2)
+            .unwrap_or(0);
+        let answer = reqwest::get(format!("http://127.0.0.1:{}/", port + offset))
+            .await
+            .ok();
+        let answer = match answer {
+            Some(r) => r.text().await.unwrap_or_default().trim().to_string(),
+            None => "-".into(),
+        };
+        let ok = d["status"] == "ok";
+        table.add_row(vec![
+            d["key"]["service"].as_str().unwrap_or("").to_string(),
+            host,
+            crate::render::delta_status(d["status"].as_str().unwrap_or(""), ok),
+            d["live"]["version"].as_str().unwrap_or("-").to_string(),
+            d["live"]["health"].as_str().unwrap_or("-").to_string(),
+            answer,
+        ]);
+    }
+    println!("{table}");
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod agent;
 mod artifacts;
 mod demo;
+mod demo_service;
 mod events;
 mod executions;
 mod hosts;
@@ -105,6 +106,9 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Show a service instance's logs, from its agent.
     Logs(logs::LogsArgs),
+    /// The HTTP service `drover demo` deploys (internal).
+    #[command(hide = true)]
+    DemoService(demo_service::DemoServiceArgs),
 }
 
 /// Runs the chosen verb and maps its outcome to an exit code.
@@ -126,6 +130,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Apply(a) => rollout::apply(a).await,
         Command::Rollout(a) => rollout::rollout(a).await,
         Command::Logs(a) => logs::run(a).await,
+        Command::DemoService(a) => demo_service::run(a).await,
     };
     match result {
         Ok(code) => code,

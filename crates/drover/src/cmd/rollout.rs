@@ -239,7 +239,7 @@ fn exit_for(state: &str) -> ExitCode {
 }
 
 /// Prints progress whenever it changes, until the rollout ends or waits for a person.
-async fn watch(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
+pub async fn watch(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
     let mut last = String::new();
     loop {
         let d: RolloutDetail = client.get(&format!("/rollouts/{}", enc(id))).await?;
