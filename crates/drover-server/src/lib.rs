@@ -122,6 +122,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         store: store.clone(),
         config: config.clone(),
         shutdown: shutdown.clone(),
+        reconciler: Default::default(),
     });
     monitor::spawn(state.clone());
     let app = api::router(state.clone());

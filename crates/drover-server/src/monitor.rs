@@ -46,6 +46,7 @@ async fn tick(state: &Arc<AppState>) -> anyhow::Result<()> {
         dispatch(state, &id).await;
     }
     crate::rollout::tick_all(state).await;
+    state.reconciler.tick(state).await;
     Ok(())
 }
 

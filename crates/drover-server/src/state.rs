@@ -13,6 +13,8 @@ pub(crate) struct AppState {
     pub config: ServerConfig,
     /// Cancelled at shutdown: long-polls and streams end when it is.
     pub shutdown: CancellationToken,
+    /// `reconcile: auto` bookkeeping.
+    pub reconciler: crate::rollout::Reconciler,
 }
 
 impl AppState {

@@ -403,3 +403,49 @@ fn depends_on_deploys_and_gates_the_dependency_first() {
         "db healthy ({last_db_healthy}) before web starts ({first_web})"
     );
 }
+
+#[test]
+fn reconcile_auto_deploys_to_a_host_that_joins_the_hostclass() {
+    let (fleet, shas, port) = setup();
+    let dir = fleet.dir.path().to_path_buf();
+    let svc = service_yaml("hello", "1.0.0", &shas[0], port, "", "").replace(
+        "placement: {hostclass: web, per_host: 3}",
+        "placement: {hostclass: auto, per_host: 1}",
+    ) + "reconcile: auto\n";
+    let m = model_of(
+        &dir,
+        "auto",
+        &[
+            "kind: hostclass\nname: auto\nselector: label.tier=auto\n".to_string(),
+            svc,
+        ],
+    );
+    // No host is in the hostclass yet: nothing to do.
+    let out = fleet.ctl.cli(&["apply", "--yes", m.to_str().expect("p")]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        text(&out).0.contains("nothing to change"),
+        "{}",
+        text(&out).0
+    );
+    assert_eq!(get(port), None);
+    // A host joins: drover deploys there by itself, as `reconcile`.
+    let _joined = fleet.ctl.agent(fleet.dir.path(), "auto-1", &["tier=auto"]);
+    common::wait_until(
+        Duration::from_secs(40),
+        "reconcile deploys to auto-1",
+        || get(port).as_deref() == Some("version 1.0.0"),
+    );
+    let deploys = fleet.ctl.cli_json(&["executions", "--json"]);
+    assert!(
+        deploys
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|e| e["kind"] == "deploy" && e["actor"] == "reconcile"),
+        "{deploys:#}"
+    );
+    common::wait_until(Duration::from_secs(20), "status all ok", || {
+        fleet.ctl.cli(&["status"]).status.success()
+    });
+}

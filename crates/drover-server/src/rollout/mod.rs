@@ -4,6 +4,7 @@
 
 mod build;
 mod decide;
+mod reconcile;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use drover_store::{NewUnit, UnitInstance};
 
 pub(crate) use build::{Models, build_units};
 use decide::{Action, LiveMap, LiveState, decide};
+pub(crate) use reconcile::Reconciler;
 
 use crate::api::deploy::{live_view, load_model, to_model_files};
 use crate::state::AppState;
