@@ -449,3 +449,61 @@ fn reconcile_auto_deploys_to_a_host_that_joins_the_hostclass() {
         fleet.ctl.cli(&["status"]).status.success()
     });
 }
+
+#[test]
+fn an_agent_killed_mid_step_reports_the_truth_and_the_rollout_fails_cleanly() {
+    let (mut fleet, shas, port) = setup();
+    let dir = fleet.dir.path().to_path_buf();
+    // A scripts service whose start step takes 3 s: time to kill the agent during it.
+    let svc = format!(
+        "kind: service\nname: slow\nversion: \"1.0.0\"\n\
+         artifact: {{url: \"store:{sha}\", sha256: {sha}}}\n\
+         placement: {{hostclass: web}}\nports: {{http: {port}}}\n\
+         rollout: {{min_healthy_time: 500ms, healthy_deadline: 5s, progress_deadline: 60s, auto_revert: false}}\n\
+         scripts:\n  start: \"sleep 3; echo started > started.txt\"\n  stop: \"true\"\n",
+        sha = shas[0]
+    );
+    let m = model_of(&dir, "slow", &[svc]);
+    let out = fleet
+        .ctl
+        .cli(&["apply", "--yes", "--no-wait", m.to_str().expect("p")]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    common::wait_until(Duration::from_secs(20), "the start step runs", || {
+        let r = fleet.ctl.cli_json(&["rollout", "status", "--json"]);
+        r["steps"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|x| x["transition"] == "start" && x["status"] == "running")
+                && s.iter().filter(|x| x["status"] == "ok").count() == 2
+        })
+    });
+    // The agent reported it started: it is inside the 3 s script now.
+    std::thread::sleep(Duration::from_millis(300));
+    fleet.agent("web-1").kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    fleet.agent("web-1").restart();
+    // The re-delivered step is answered truthfully: it was cut short by the restart.
+    let out = fleet.ctl.cli(&["rollout", "status", "--watch"]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let r = fleet.ctl.cli_json(&["rollout", "status", "--json"]);
+    assert_eq!(r["rollout"]["state"], "failed", "{r:#}");
+    let start = r["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["transition"] == "start")
+        .cloned()
+        .expect("start");
+    assert_eq!(start["status"], "failed");
+    assert!(
+        start["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("restarted")),
+        "{start:#}"
+    );
+    // Nothing is left half-done on the controller: no active rollout, a new apply is accepted.
+    let again = fleet
+        .ctl
+        .cli(&["apply", "--yes", "--no-wait", m.to_str().expect("p")]);
+    assert!(again.status.success(), "{}", text(&again).1);
+}

@@ -217,15 +217,16 @@ pub(crate) async fn status(
 ) -> ApiResult<StatusCode> {
     let known = match update {
         CommandUpdate::Started { .. } => {
+            // A rollout step, or else a run's command (both are in the command queue).
             state
                 .store
-                .command_started(&command_id, &agent.host_id)
+                .step_started(&command_id, &agent.host_id)
                 .await?
+                .is_some()
                 || state
                     .store
-                    .step_started(&command_id, &agent.host_id)
+                    .command_started(&command_id, &agent.host_id)
                     .await?
-                    .is_some()
         }
         CommandUpdate::Finished { result } => {
             match state
