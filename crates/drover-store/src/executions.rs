@@ -151,6 +151,18 @@ fn to_i64(v: u64) -> i64 {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// Marks an execution's commands that no agent took yet as done: they will never be
+/// delivered (cancel, abort, a finished rollout).
+pub(crate) async fn drop_queued_commands(tx: &mut Tx, execution_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE commands SET status = 'done' WHERE execution_id = $1 AND status = 'queued'",
+    )
+    .bind(execution_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// First key of the PostgreSQL advisory locks that order the output inserts of one
 /// execution ("drov"); the second is a hash of the execution id.
 const OUTPUT_LOCK_CLASS: i32 = 0x6472_6f76;
@@ -853,12 +865,7 @@ impl Store {
         .bind(execution_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE commands SET status = 'done' WHERE execution_id = $1 AND status = 'queued'",
-        )
-        .bind(execution_id)
-        .execute(&mut *tx)
-        .await?;
+        drop_queued_commands(&mut tx, execution_id).await?;
         let hosts: Vec<(String,)> = sqlx::query_as(
             "UPDATE commands SET cancel_requested = 1 WHERE execution_id = $1 \
              AND status IN ('delivered', 'started') RETURNING host_id",

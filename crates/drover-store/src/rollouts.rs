@@ -625,12 +625,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             // Nothing of it may run any more.
-            sqlx::query(
-                "UPDATE commands SET status = 'done' WHERE execution_id = $1 AND status = 'queued'",
-            )
-            .bind(execution_id)
-            .execute(&mut *tx)
-            .await?;
+            crate::executions::drop_queued_commands(&mut tx, execution_id).await?;
             ids.push(
                 append_in(
                     &mut tx,

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{Controller, Db, text};
 use sha2::{Digest, Sha256};
 
@@ -35,15 +33,7 @@ fn artifacts_push_list_download_and_refusals() {
     std::fs::create_dir_all(src.join("bin")).expect("mkdir");
     std::fs::write(src.join("bin/server"), "#!/bin/sh\necho v1\n").expect("write");
     let tarball = dir.path().join("web-1.0.tar.gz");
-    let ok = Command::new("tar")
-        .arg("czf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&src)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(ok.success());
+    common::tarball(&src, &tarball);
     let bytes = std::fs::read(&tarball).expect("read");
     let sha = hex::encode(Sha256::digest(&bytes));
 

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -47,15 +46,7 @@ fn release(fleet: &Fleet, version: &str, broken: bool) -> String {
         std::fs::write(src.join("broken"), "").expect("write");
     }
     let tarball = fleet.dir.path().join(format!("hello-{version}.tar.gz"));
-    let ok = Command::new("tar")
-        .arg("czf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&src)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(ok.success());
+    common::tarball(&src, &tarball);
     let pushed = fleet.ctl.cli_json(&[
         "artifacts",
         "push",

@@ -369,6 +369,19 @@ pub(crate) async fn apply_files(
     ))
 }
 
+/// A rollout's detail, or 404.
+async fn rollout_or_404(
+    state: &AppState,
+    id: &str,
+) -> ApiResult<Json<drover_store::RolloutDetail>> {
+    state
+        .store
+        .rollout_detail(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no rollout `{id}`")))
+}
+
 pub(crate) async fn get_rollout(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -383,12 +396,7 @@ pub(crate) async fn get_rollout(
     } else {
         id
     };
-    state
-        .store
-        .rollout_detail(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no rollout `{id}`")))
+    rollout_or_404(&state, &id).await
 }
 
 /// `POST /rollouts/{id}/{promote|pause|resume|abort}`.
@@ -409,11 +417,7 @@ pub(crate) async fn control_rollout(
             )));
         }
     };
-    let detail = state
-        .store
-        .rollout_detail(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no rollout `{id}`")))?;
+    let Json(detail) = rollout_or_404(&state, &id).await?;
     if !state
         .store
         .set_rollout_state(&id, from, to, None, None, &caller.name)
@@ -429,12 +433,7 @@ pub(crate) async fn control_rollout(
         let rid = id.clone();
         tokio::spawn(async move { crate::rollout::tick(&st, &rid).await });
     }
-    state
-        .store
-        .rollout_detail(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no rollout `{id}`")))
+    rollout_or_404(&state, &id).await
 }
 
 /// `POST /rollback`: apply the model version before the current one again.

@@ -439,3 +439,16 @@ impl Fleet {
             .expect("known agent")
     }
 }
+
+/// Packs the contents of `src` into the `.tar.gz` `dest` with the system's `tar`.
+pub fn tarball(src: &Path, dest: &Path) {
+    let ok = Command::new("tar")
+        .arg("czf")
+        .arg(dest)
+        .arg("-C")
+        .arg(src)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(ok.success(), "tar czf {}", dest.display());
+}
