@@ -7,6 +7,7 @@
 //!     releases/<version>/                          unpacked artifact + rendered config
 //!     current -> releases/<version>                the live release (switched by rename)
 //!     state.json                                   what the agent knows (written atomically)
+//!     fingerprints/<version>-<digest>.json         each release's files as installed
 //!     logs/{stdout,stderr}.log[.1]                 the process's output, size-bounded
 //! ```
 
@@ -52,6 +53,17 @@ impl InstanceDirs {
         self.root.join("state.json")
     }
 
+    /// `…/fingerprints`.
+    pub(crate) fn fingerprints(&self) -> PathBuf {
+        self.root.join("fingerprints")
+    }
+
+    /// `…/fingerprints/<version>-<digest>.json`, the file list of a release whose
+    /// fingerprint has `digest`.
+    pub(crate) fn fingerprint(&self, version: &str, digest: &str) -> PathBuf {
+        self.fingerprints().join(fingerprint_name(version, digest))
+    }
+
     /// `…/logs`.
     pub(crate) fn logs(&self) -> PathBuf {
         self.root.join("logs")
@@ -66,6 +78,11 @@ impl InstanceDirs {
     pub(crate) fn stderr_log(&self) -> PathBuf {
         self.logs().join("stderr.log")
     }
+}
+
+/// The file name of a release's fingerprint.
+pub(crate) fn fingerprint_name(version: &str, digest: &str) -> String {
+    format!("{version}-{digest}.json")
 }
 
 /// Checks that `value` (a service name or a version) can be one path component:

@@ -13,6 +13,9 @@
 //!   backoff when they exit, output to size-bounded log files ([`logs`]). Scripts
 //!   services run the user's snippets ([`script`]).
 //! - **Health** is probed while an instance runs ([`health`]).
+//! - **Files** of each instance's release are compared with the fingerprint taken at
+//!   install every [`Options::file_check`] ([`fingerprint`]); a changed or missing file
+//!   is drift. Files added later (a pid file, a log) are not.
 //! - **State** is kept in `state.json` per instance ([`state`]), so that a restarted
 //!   agent knows what should run. Services outlive the agent: stopping the agent leaves
 //!   them running, and the next agent adopts them (see
@@ -20,6 +23,7 @@
 
 mod artifact;
 mod env;
+mod fingerprint;
 mod health;
 mod layout;
 mod logs;
@@ -35,6 +39,7 @@ use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +55,7 @@ use tokio_util::task::TaskTracker;
 
 pub(crate) use artifact::ControllerAccess;
 use artifact::Fetcher;
+use fingerprint::{Fingerprint, Watch};
 use health::{Checker, ProbeEnv};
 use layout::{InstanceDirs, check_name, check_relative, check_sha256};
 use script::ScriptEnv;
@@ -61,6 +67,8 @@ use crate::process::group_alive;
 
 /// How often logs are rotated and script-started processes looked at.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How often the files of live releases are checked, by default.
+const FILE_CHECK: Duration = Duration::from_secs(30);
 /// How long [`ServiceManager::detach`] waits for its tasks.
 const DETACH_WAIT: Duration = Duration::from_secs(5);
 
@@ -129,6 +137,9 @@ pub(crate) struct Options {
     pub(crate) timing: Timing,
     /// Size at which a log file is rotated.
     pub(crate) log_limit: u64,
+    /// How often the release files of installed, stopped and running instances are
+    /// compared with their fingerprint.
+    pub(crate) file_check: Duration,
 }
 
 impl Default for Options {
@@ -137,6 +148,7 @@ impl Default for Options {
             controller: None,
             timing: Timing::default(),
             log_limit: logs::LOG_LIMIT,
+            file_check: FILE_CHECK,
         }
     }
 }
@@ -169,7 +181,10 @@ struct Data {
     file: StateFile,
     health: Health,
     pid: Option<u32>,
+    /// Drift of the process (died, cannot restart…).
     drift: Option<String>,
+    /// Drift of the release files (changed or missing since install).
+    file_drift: Option<String>,
     /// Counts starts, so that a late event of an earlier run is ignored.
     generation: u64,
 }
@@ -181,15 +196,23 @@ struct Tasks {
     checker: Option<Checker>,
 }
 
+/// The fingerprint of the release being checked, and what the checks saw.
+#[derive(Debug)]
+struct FileWatch {
+    version: String,
+    watch: Watch,
+}
+
 /// One instance.
 #[derive(Debug)]
 struct Instance {
     name: String,
     dirs: InstanceDirs,
-    /// One transition at a time.
+    /// One transition at a time (a file check runs only while none does).
     op: tokio::sync::Mutex<()>,
     data: Mutex<Data>,
     tasks: Mutex<Tasks>,
+    files: Mutex<Option<FileWatch>>,
 }
 
 impl Instance {
@@ -203,9 +226,11 @@ impl Instance {
                 health: Health::Unknown,
                 pid: None,
                 drift: None,
+                file_drift: None,
                 generation: 0,
             }),
             tasks: Mutex::new(Tasks::default()),
+            files: Mutex::new(None),
         }
     }
 
@@ -215,6 +240,10 @@ impl Instance {
 
     fn tasks(&self) -> MutexGuard<'_, Tasks> {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn files(&self) -> MutexGuard<'_, Option<FileWatch>> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn report(&self) -> Option<InstanceReport> {
@@ -228,7 +257,10 @@ impl Instance {
             spec_hash: d.file.spec_hash.clone(),
             pid: d.pid,
             restarts: d.file.restarts,
-            drift: d.drift.clone(),
+            drift: match (&d.drift, &d.file_drift) {
+                (Some(process), Some(files)) => Some(format!("{process}; {files}")),
+                (process, files) => process.clone().or_else(|| files.clone()),
+            },
         })
     }
 }
@@ -262,6 +294,10 @@ struct Inner {
     detach: CancellationToken,
     tracker: TaskTracker,
     pinned: Mutex<HashMap<String, usize>>,
+    /// File checks done (one per instance and round).
+    file_checks: AtomicU64,
+    /// Files hashed by those checks.
+    files_hashed: AtomicU64,
 }
 
 /// The service manager of one state dir. Dropping it (or [`ServiceManager::detach`])
@@ -614,6 +650,150 @@ impl Inner {
                 }
             });
         }
+        self.sweep_fingerprints(inst);
+    }
+
+    /// Removes the fingerprint files that no release on record names.
+    fn sweep_fingerprints(&self, inst: &Instance) {
+        let keep: HashSet<String> = inst
+            .data()
+            .file
+            .releases
+            .iter()
+            .filter_map(|(v, r)| {
+                r.fingerprint
+                    .as_ref()
+                    .map(|f| layout::fingerprint_name(v, f))
+            })
+            .collect();
+        let Ok(entries) = fs::read_dir(inst.dirs.fingerprints()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_str().is_some_and(|n| keep.contains(n)) {
+                continue;
+            }
+            if let Err(err) = fs::remove_file(e.path()) {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove an old fingerprint");
+            }
+        }
+    }
+
+    /// Checks every instance's release files (see [`Inner::check_files`]), skipping
+    /// instances in a transition.
+    fn check_all_files(&self) {
+        let instances: Vec<Arc<Instance>> = self.instances().values().cloned().collect();
+        for inst in instances {
+            if self.detach.is_cancelled() {
+                return;
+            }
+            // A transition under way changes the files; the next round looks.
+            let Ok(_op) = inst.op.try_lock() else {
+                continue;
+            };
+            self.check_files(&inst);
+        }
+    }
+
+    /// Compares the files of the instance's release with its fingerprint and sets the
+    /// file drift. The caller holds the instance's `op`. Blocks (it may hash files).
+    fn check_files(&self, inst: &Instance) {
+        let (state, version, digest) = {
+            let d = inst.data();
+            let digest = d
+                .file
+                .releases
+                .get(&d.file.version)
+                .and_then(|r| r.fingerprint.clone());
+            (d.file.state, d.file.version.clone(), digest)
+        };
+        let drift = match digest {
+            Some(digest) if state != LifecycleState::None => {
+                self.files_drift(inst, &version, &digest)
+            }
+            // Nothing installed, or a release installed by an agent that did not
+            // fingerprint releases yet: nothing to compare with.
+            _ => {
+                *inst.files() = None;
+                None
+            }
+        };
+        self.set_file_drift(inst, drift);
+        self.file_checks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What has changed in the files of release `version` (fingerprint `digest`).
+    fn files_drift(&self, inst: &Instance, version: &str, digest: &str) -> Option<String> {
+        let dir = inst.dirs.release(version);
+        if !dir.is_dir() {
+            *inst.files() = None;
+            return Some(format!("release directory releases/{version} is missing"));
+        }
+        if check_sha256(digest).ok().as_deref() != Some(digest) {
+            return Some(format!(
+                "cannot check the release files: state.json records a bad fingerprint \
+                 {digest:?} for release {version}"
+            ));
+        }
+        let mut slot = inst.files();
+        let loaded = slot
+            .as_ref()
+            .is_some_and(|w| w.version == version && w.watch.base().sha256 == digest);
+        if !loaded {
+            match fingerprint::load(&inst.dirs.fingerprint(version, digest), digest) {
+                Ok(fp) => {
+                    *slot = Some(FileWatch {
+                        version: version.to_string(),
+                        watch: Watch::new(fp),
+                    })
+                }
+                Err(e) => {
+                    *slot = None;
+                    return Some(format!("cannot check the release files: {e}"));
+                }
+            }
+        }
+        let w = slot.as_mut()?;
+        let verdict = w.watch.check(&dir, SystemTime::now());
+        self.files_hashed
+            .fetch_add(verdict.hashed, Ordering::Relaxed);
+        if verdict.settled {
+            // Remember the settled stamps, so that a restarted agent need not hash again.
+            let path = inst.dirs.fingerprint(version, digest);
+            if let Err(e) = fingerprint::save(&path, w.watch.base()) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot update a fingerprint");
+            }
+        }
+        verdict.drift()
+    }
+
+    /// Sets the file drift; wakes the heartbeat if it changed.
+    fn set_file_drift(&self, inst: &Instance, drift: Option<String>) {
+        let changed = {
+            let mut d = inst.data();
+            let changed = d.file_drift != drift;
+            if changed {
+                match &drift {
+                    Some(text) => tracing::warn!(instance = %inst.name, "{text}"),
+                    None => {
+                        tracing::info!(instance = %inst.name, "release files match their fingerprint again")
+                    }
+                }
+                d.file_drift = drift;
+            }
+            changed
+        };
+        if changed {
+            self.notify();
+        }
+    }
+
+    /// Starts checking the files of release `version` against `fp`, just taken.
+    fn watch_files(inst: &Instance, version: &str, fp: Fingerprint) {
+        *inst.files() = Some(FileWatch {
+            version: version.to_string(),
+            watch: Watch::new(fp),
+        });
     }
 
     /// At manager start: picks an instance that should be running up again — adopting
@@ -757,6 +937,8 @@ impl ServiceManager {
             detach: CancellationToken::new(),
             tracker: TaskTracker::new(),
             pinned: Mutex::new(HashMap::new()),
+            file_checks: AtomicU64::new(0),
+            files_hashed: AtomicU64::new(0),
         });
         for inst in load_instances(&root) {
             let inst = Arc::new(inst);
@@ -780,7 +962,29 @@ impl ServiceManager {
                 let _ = tokio::task::spawn_blocking(move || work.housekeeping()).await;
             }
         });
+        let me = Arc::downgrade(&inner);
+        let detach = inner.detach.clone();
+        let every = inner.options.file_check;
+        inner.tracker.spawn(async move {
+            loop {
+                let Some(inner) = me.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || inner.check_all_files()).await;
+                tokio::select! {
+                    _ = detach.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
         Ok(ServiceManager { inner })
+    }
+
+    /// File checks done so far and the files they hashed.
+    #[cfg(test)]
+    pub(crate) fn file_stats(&self) -> (u64, u64) {
+        (
+            self.inner.file_checks.load(Ordering::Relaxed),
+            self.inner.files_hashed.load(Ordering::Relaxed),
+        )
     }
 
     /// A receiver that changes whenever some instance's report may have changed.
@@ -965,6 +1169,60 @@ impl Step<'_> {
         }
     }
 
+    /// Takes the fingerprint of the release again after an install or configure script
+    /// ran in it (what those scripts change is part of the install, not drift), over
+    /// the same list of files. A failure is reported in the step's output and leaves
+    /// the old fingerprint (the file check then reports what differs).
+    async fn retake(&self) -> Option<Fingerprint> {
+        let (inst, inner, v) = (self.inst, self.inner, &self.spec.version);
+        let old = inst
+            .data()
+            .file
+            .releases
+            .get(v)
+            .and_then(|r| r.fingerprint.clone())?;
+        let (dirs, dir, version) = (inst.dirs.clone(), self.release_dir(), v.clone());
+        let taken = tokio::task::spawn_blocking(move || {
+            let base = fingerprint::load(&dirs.fingerprint(&version, &old), &old)?;
+            let fp = fingerprint::take(&dir, base.files.keys(), SystemTime::now())
+                .map_err(|e| format!("cannot fingerprint {}: {e}", dir.display()))?;
+            let path = dirs.fingerprint(&version, &fp.sha256);
+            fingerprint::save(&path, &fp)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok::<_, String>(fp)
+        })
+        .await
+        .map_err(|e| format!("fingerprinting failed: {e}"))
+        .and_then(|r| r);
+        let fp = match taken {
+            Ok(fp) => fp,
+            Err(e) => {
+                tracing::warn!(instance = %inst.name, error = %e, "cannot fingerprint the release again after its script");
+                say(
+                    self.out,
+                    &format!("warning: the release's fingerprint was not taken again: {e}"),
+                );
+                return None;
+            }
+        };
+        let sha = fp.sha256.clone();
+        if let Err(e) = inner.commit(inst, |d| {
+            if let Some(r) = d.file.releases.get_mut(v) {
+                r.fingerprint = Some(sha);
+            }
+        }) {
+            tracing::warn!(instance = %inst.name, error = %e.message, "cannot record the release's new fingerprint");
+            return None;
+        }
+        Some(fp)
+    }
+
+    /// Checks the instance's release files now (the step holds `op`).
+    async fn check_files(&self) {
+        let (inner, inst) = (self.inner.clone(), self.inst.clone());
+        let _ = tokio::task::spawn_blocking(move || inner.check_files(&inst)).await;
+    }
+
     /// Runs the snippet of a Scripts runtime picked by `pick`, if there is one.
     async fn script(
         &self,
@@ -991,6 +1249,8 @@ impl Step<'_> {
             .map_err(|e| format!("cannot create {}: {e}", dirs.releases().display()))?;
         release::clean_temporaries(dirs);
         let _pin = inner.pin(&sha);
+        // The fingerprint of the files just installed (a reused release keeps its own).
+        let mut fresh: Option<Fingerprint> = None;
         let reuse = {
             let d = inst.data();
             d.file.releases.get(v).is_some_and(|r| {
@@ -1022,13 +1282,15 @@ impl Step<'_> {
             let unpacked = tokio::task::spawn_blocking(move || {
                 let n = artifact::unpack(&archive, &s)?;
                 release::write_config(&s, &config)?;
-                Ok::<u64, String>(n)
+                let fp = fingerprint::take_all(&s, SystemTime::now())
+                    .map_err(|e| format!("cannot fingerprint the release: {e}"))?;
+                Ok::<_, String>((n, fp))
             })
             .await
             .map_err(|e| format!("unpacking failed: {e}"))
             .and_then(|r| r);
-            let entries = match unpacked {
-                Ok(n) => n,
+            let (entries, fp) = match unpacked {
+                Ok(done) => done,
                 Err(e) => {
                     let _ = fs::remove_dir_all(&staged);
                     return Err(StepError::error(format!(
@@ -1040,8 +1302,11 @@ impl Step<'_> {
             say(
                 self.out,
                 &format!(
-                    "unpacked {entries} entries and wrote {} config file(s)",
-                    spec.config.len()
+                    "unpacked {entries} entries and wrote {} config file(s); fingerprint of \
+                     its {} files: {}",
+                    spec.config.len(),
+                    fp.files.len(),
+                    fp.sha256
                 ),
             );
             // An interrupted install must leave no record, so its tree is never reused.
@@ -1055,6 +1320,10 @@ impl Step<'_> {
                     self.release_dir().display()
                 )));
             }
+            // The file list goes beside state.json before the record that names it.
+            let fp_path = dirs.fingerprint(v, &fp.sha256);
+            fingerprint::save(&fp_path, &fp)
+                .map_err(|e| format!("cannot write {}: {e}", fp_path.display()))?;
             inner.commit(inst, |d| {
                 d.file.releases.insert(
                     v.clone(),
@@ -1062,12 +1331,14 @@ impl Step<'_> {
                         spec_hash: spec.spec_hash.clone(),
                         sha256: sha.clone(),
                         installed_ms: now_ms(),
+                        fingerprint: Some(fp.sha256.clone()),
                     },
                 );
             })?;
+            fresh = Some(fp);
         }
         let release_dir = self.release_dir();
-        if let Err(e) = self
+        let ran = match self
             .script(
                 "install",
                 |r| match r {
@@ -1078,14 +1349,24 @@ impl Step<'_> {
             )
             .await
         {
-            let live = release::current_version(dirs);
-            if !reuse && live.as_deref() != Some(v.as_str()) {
-                let _ = release::remove(dirs, v);
-                inner.record(inst, |d| {
-                    d.file.releases.remove(v);
-                });
+            Ok(ran) => ran.is_some(),
+            Err(e) => {
+                let live = release::current_version(dirs);
+                if !reuse && live.as_deref() != Some(v.as_str()) {
+                    let _ = release::remove(dirs, v);
+                    inner.record(inst, |d| {
+                        d.file.releases.remove(v);
+                    });
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        if ran && let Some(fp) = self.retake().await {
+            fresh = Some(fp);
+        }
+        let baselined = fresh.is_some();
+        if let Some(fp) = fresh {
+            Inner::watch_files(inst, v, fp);
         }
         inner.commit(inst, |d| {
             d.file.state = LifecycleState::Installed;
@@ -1097,7 +1378,12 @@ impl Step<'_> {
             d.pid = None;
             d.health = Health::Unknown;
             d.drift = None;
+            d.file_drift = None;
         })?;
+        if !baselined {
+            // A reused release: its files may have changed while it was not live.
+            self.check_files().await;
+        }
         inner.prune(inst, spec.keep_releases, v);
         inner.collect_artifacts();
         Ok(format!(
@@ -1119,7 +1405,7 @@ impl Step<'_> {
             )
         })?;
         say(self.out, &format!("current -> releases/{v}"));
-        if let Err(e) = self
+        let ran = match self
             .script(
                 "configure",
                 |r| match r {
@@ -1130,16 +1416,29 @@ impl Step<'_> {
             )
             .await
         {
-            let restored = match &before {
-                Some(b) => release::switch_current(&inst.dirs, b),
-                None => release::remove_current(&inst.dirs),
-            };
-            if let Err(r) = restored {
-                tracing::error!(instance = %inst.name, error = %r, "cannot switch current back");
+            Ok(ran) => ran.is_some(),
+            Err(e) => {
+                let restored = match &before {
+                    Some(b) => release::switch_current(&inst.dirs, b),
+                    None => release::remove_current(&inst.dirs),
+                };
+                if let Err(r) = restored {
+                    tracing::error!(instance = %inst.name, error = %r, "cannot switch current back");
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        let fresh = if ran { self.retake().await } else { None };
+        let retaken = fresh.is_some();
+        if let Some(fp) = fresh {
+            Inner::watch_files(inst, v, fp);
         }
-        inner.commit(inst, |d| d.file.state = LifecycleState::Stopped)?;
+        inner.commit(inst, |d| {
+            d.file.state = LifecycleState::Stopped;
+            if retaken {
+                d.file_drift = None;
+            }
+        })?;
         inner.prune(inst, spec.keep_releases, v);
         inner.collect_artifacts();
         Ok(format!(
@@ -1304,7 +1603,10 @@ impl Step<'_> {
             d.pid = None;
             d.health = Health::Unknown;
             d.drift = None;
+            d.file_drift = None;
         })?;
+        *inst.files() = None;
+        inner.sweep_fingerprints(inst);
         inner.collect_artifacts();
         Ok(format!("uninstalled {} {v}", inst.name))
     }

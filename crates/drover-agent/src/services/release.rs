@@ -292,6 +292,7 @@ mod tests {
             spec_hash: "h".into(),
             sha256: "s".into(),
             installed_ms: ms,
+            fingerprint: None,
         }
     }
 

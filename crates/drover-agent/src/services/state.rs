@@ -66,6 +66,11 @@ pub(crate) struct ReleaseRecord {
     pub(crate) sha256: String,
     /// When it was installed, in milliseconds since the epoch (newest are kept).
     pub(crate) installed_ms: u64,
+    /// Digest of its files as installed (see [`super::fingerprint`]); the file list is
+    /// in `fingerprints/<version>-<digest>.json`. `None` in records of agents that did
+    /// not fingerprint releases yet: such a release is not checked for changed files.
+    #[serde(default)]
+    pub(crate) fingerprint: Option<String>,
 }
 
 /// Identity of a process that survives an agent restart: a pid alone may be reused.
@@ -214,11 +219,25 @@ mod tests {
                 spec_hash: "h".into(),
                 sha256: "d".into(),
                 installed_ms: 5,
+                fingerprint: Some("f".into()),
             },
         );
         save(&p, &s).expect("save");
         assert_eq!(load(&p).expect("load"), Some(s));
         std::fs::write(&p, "{").expect("write");
         assert!(load(&p).is_err());
+    }
+
+    #[test]
+    fn state_of_an_older_agent_is_read() {
+        // Written before releases had fingerprints.
+        let old = r#"{"service":"web","index":0,"state":"installed","version":"1",
+            "spec_hash":"h","releases":{"1":{"spec_hash":"h","sha256":"d","installed_ms":5}}}"#;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("state.json");
+        std::fs::write(&p, old).expect("write");
+        let s = load(&p).expect("load").expect("some");
+        assert_eq!(s.releases["1"].fingerprint, None);
+        assert_eq!(s.state, LifecycleState::Installed);
     }
 }

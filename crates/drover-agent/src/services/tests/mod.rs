@@ -1,6 +1,7 @@
 //! The service manager with real processes and real files: artifacts are built here as
 //! `.tar.gz` files holding small shell scripts (some run `python3 -m http.server`).
 
+mod files;
 mod lifecycle;
 mod safety;
 mod scripts;
@@ -32,6 +33,7 @@ pub(super) fn fast() -> Options {
             stop_grace: Duration::from_secs(3),
         },
         log_limit: super::logs::LOG_LIMIT,
+        file_check: Duration::from_millis(200),
     }
 }
 
