@@ -6,11 +6,16 @@
 //! 2. Wall time of `drover run -- true` fanned out to N agents (default 100).
 //! 3. Controller memory (VmRSS, VmHWM) with 0 and N agents, idle and after the fan-out.
 //! 4. Agent memory (VmRSS of each agent), idle and after the fan-out, and its sum.
+//! 5. Deploys (`--no-deploy` skips them): wall time of a rolling deploy of 5 instances
+//!    against the least its policy allows, and an agent's memory with 10 supervised
+//!    services (see `deploy.rs`).
 //!
 //! It is a harness that prints figures, not a test: nothing passes or fails on a number.
 //! Every child is killed and every temporary directory (and PostgreSQL database) removed
 //! on exit, on error, on panic and on SIGINT/SIGTERM.
 
+mod deploy;
+mod http;
 mod pg;
 mod procs;
 mod report;
@@ -63,6 +68,24 @@ struct Args {
     /// A CLI call taking longer than this many seconds is killed and counted as failed.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=3600))]
     run_timeout_secs: u32,
+    /// Run the deploy part (the default; see --no-deploy).
+    #[arg(long, overrides_with = "no_deploy")]
+    deploy: bool,
+    /// Skip the deploy part (rolling deploy timing, agent memory with services).
+    #[arg(long, overrides_with = "deploy")]
+    no_deploy: bool,
+    /// Run only the deploy part (skip the run latency and fan-out parts).
+    #[arg(long, conflicts_with = "no_deploy")]
+    deploy_only: bool,
+    /// Timed rolling deploys (alternating v1 → v2 → v1 …).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    deploy_runs: u32,
+    /// Instances of the rolled service (`per_host` on one agent; one batch each).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
+    deploy_instances: u32,
+    /// Services (one instance each) on the agent whose memory is measured.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+    deploy_services: u32,
     /// Use a fresh PostgreSQL database per controller instead of SQLite.
     #[arg(long)]
     postgres: bool,
@@ -145,7 +168,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         drover_binary: bin.display().to_string(),
         drover_version: version.stdout.trim().to_string(),
         store: if args.postgres { "postgres" } else { "sqlite" }.into(),
-        agents: args.agents,
+        agents: if args.deploy_only { 0 } else { args.agents },
         ..Default::default()
     };
     eprintln!(
@@ -162,13 +185,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         timeout: Duration::from_secs(u64::from(args.run_timeout_secs)),
         args,
     };
-    let outcome = single_agent(&ctx, &mut report).and_then(|()| {
-        if ctx.args.agents > 0 {
-            fan_out(&ctx, &mut report)
-        } else {
-            Ok(())
+    let outcome = (|| -> anyhow::Result<()> {
+        if !ctx.args.deploy_only {
+            single_agent(&ctx, &mut report)?;
+            if ctx.args.agents > 0 {
+                fan_out(&ctx, &mut report)?;
+            }
         }
-    });
+        if !ctx.args.no_deploy {
+            deploy::rolling(&ctx, &mut report)?;
+            deploy::memory(&ctx, &mut report)?;
+        }
+        Ok(())
+    })();
     report.meta.loadavg_end = loadavg();
     report.meta.harness_seconds = started.elapsed().as_secs_f64();
     if ctx.args.keep_temp {

@@ -439,3 +439,159 @@ pub fn mem(pid: u32) -> anyhow::Result<Mem> {
         hwm_kib: field("VmHWM:")?,
     })
 }
+
+/// What `/proc/PID/stat` says about a process that matters here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Process id.
+    pub pid: u32,
+    /// Parent's process id.
+    pub ppid: u32,
+    /// Process group id.
+    pub pgrp: u32,
+    /// Start time, in clock ticks after boot: with the pid, it names one process for good.
+    pub starttime: u64,
+}
+
+/// Parses a `/proc/PID/stat` line. The command name may hold spaces and parentheses,
+/// so the fields are counted after the last `)`.
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    let (pid, rest) = text.split_once(" (")?;
+    let (_, fields) = rest.rsplit_once(") ")?;
+    let f: Vec<&str> = fields.split_whitespace().collect();
+    // f[0] is field 3 (state): ppid is field 4, pgrp 5, starttime 22.
+    Some(ProcStat {
+        pid: pid.trim().parse().ok()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        starttime: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// `/proc/PID/stat` of one process, if it still exists.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Every living descendant of `root` (children, their children…), found by walking the
+/// parent links of `/proc/*/stat`.
+pub fn descendants(root: u32) -> Vec<ProcStat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let all: Vec<ProcStat> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(proc_stat)
+        .collect();
+    let mut found: Vec<ProcStat> = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for p in all.iter().filter(|p| p.ppid == parent) {
+            if !found.iter().any(|f| f.pid == p.pid) {
+                found.push(*p);
+                parents.push(p.pid);
+            }
+        }
+    }
+    found.sort_by_key(|p| p.pid);
+    found
+}
+
+/// An agent that supervises services. They run in process groups of their own and
+/// outlive their agent by design, so killing the agent is not enough: when dropped, this
+/// stops the agent (SIGSTOP, so that it restarts nothing), SIGKILLs the process group of
+/// each of its descendants and of every service it was told about that still exists,
+/// then kills and reaps the agent.
+pub struct AgentWithServices {
+    /// The agent.
+    pub agent: Guarded,
+    /// Services seen so far (pid and start time), in case the agent dies first.
+    seen: Vec<ProcStat>,
+}
+
+impl AgentWithServices {
+    /// Wraps a freshly started agent.
+    pub fn new(agent: Guarded) -> AgentWithServices {
+        AgentWithServices {
+            agent,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The agent's descendants now; each is remembered for the clean-up.
+    pub fn services(&mut self) -> Vec<ProcStat> {
+        let now = descendants(self.agent.pid());
+        for p in &now {
+            if !self.seen.contains(p) {
+                self.seen.push(*p);
+            }
+        }
+        now
+    }
+}
+
+/// SIGKILL to `p`'s process group if it leads one, else to `p`; only if the pid still
+/// names the same process.
+fn kill_service(p: &ProcStat) {
+    let Some(now) = proc_stat(p.pid) else {
+        return;
+    };
+    if now.starttime != p.starttime {
+        return;
+    }
+    let (Ok(pid), Ok(pgrp)) = (
+        libc::pid_t::try_from(p.pid),
+        libc::pid_t::try_from(now.pgrp),
+    ) else {
+        return;
+    };
+    // SAFETY: plain syscalls on a process checked above to be the one we saw.
+    unsafe {
+        if pgrp == pid && pid > 1 {
+            libc::kill(-pgrp, libc::SIGKILL);
+        } else {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+impl Drop for AgentWithServices {
+    fn drop(&mut self) {
+        let agent_alive = self.agent.exited().is_none();
+        if agent_alive && let Ok(pid) = libc::pid_t::try_from(self.agent.pid()) {
+            // SAFETY: our own unreaped child; its pid cannot have been reused.
+            unsafe {
+                libc::kill(pid, libc::SIGSTOP);
+            }
+            self.services();
+        }
+        for p in &self.seen {
+            kill_service(p);
+        }
+        // `self.agent` is dropped next: SIGKILL (which also ends a stopped process), reap.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ProcStat, parse_stat};
+
+    #[test]
+    fn stat_line() {
+        let line = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 \
+                    987654 1000 200 18446744073709551615";
+        assert_eq!(
+            parse_stat(line),
+            Some(ProcStat {
+                pid: 4242,
+                ppid: 17,
+                pgrp: 4242,
+                starttime: 987654
+            })
+        );
+        assert_eq!(parse_stat("4242 (x) S 1"), None);
+        let me = super::proc_stat(std::process::id()).expect("own stat");
+        assert_eq!(me.pid, std::process::id());
+    }
+}

@@ -21,10 +21,72 @@ use crate::api::deploy::{live_view, load_model, to_model_files};
 use crate::state::AppState;
 
 /// Drives one rollout as far as it can go now. Errors are logged; the next tick retries.
+/// When an instance is waiting out `min_healthy_time`, another tick is scheduled for
+/// the moment it can pass, so a gate costs its policy's time and not a monitor period.
 pub(crate) async fn tick(state: &Arc<AppState>, execution_id: &str) {
+    tick_once(state, execution_id).await;
+    if let Some(wait) = gate_wait(state, execution_id).await {
+        let state = state.clone();
+        let id = execution_id.to_string();
+        tokio::spawn(async move {
+            let mut wait = wait;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = state.shutdown.cancelled() => return,
+                }
+                tick_once(&state, &id).await;
+                match gate_wait(&state, &id).await {
+                    Some(w) => wait = w,
+                    None => return,
+                }
+            }
+        });
+    }
+}
+
+async fn tick_once(state: &Arc<AppState>, execution_id: &str) {
     if let Err(e) = tick_inner(state, execution_id).await {
         tracing::warn!(execution_id, error = %e, "rollout tick failed");
     }
+}
+
+async fn gate_wait(state: &Arc<AppState>, execution_id: &str) -> Option<std::time::Duration> {
+    next_gate_deadline(state, execution_id)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::debug!(execution_id, error = %e, "cannot schedule the next gate check");
+            None
+        })
+}
+
+/// How long until the earliest gating instance of the current unit has been healthy for
+/// `min_healthy_time` (if any is on its way there).
+async fn next_gate_deadline(
+    state: &Arc<AppState>,
+    execution_id: &str,
+) -> anyhow::Result<Option<std::time::Duration>> {
+    let Some(d) = state.store.rollout_detail(execution_id).await? else {
+        return Ok(None);
+    };
+    if d.rollout.state != "running" {
+        return Ok(None);
+    }
+    let Some(unit) = d.units.iter().find(|u| u.unit == d.rollout.unit) else {
+        return Ok(None);
+    };
+    let policy: decide::UnitPolicy = serde_json::from_value(unit.policy.clone())?;
+    let min = i64::try_from(policy.policy.min_healthy_time.as_millis()).unwrap_or(i64::MAX);
+    let now = chrono::Utc::now().timestamp_millis();
+    let due = d
+        .instances
+        .iter()
+        .filter(|i| i.unit == d.rollout.unit && i.status == "gating")
+        .filter_map(|i| i.healthy_since.map(|since| since.saturating_add(min)))
+        .min();
+    Ok(due.map(|at| {
+        std::time::Duration::from_millis(u64::try_from((at - now).max(0)).unwrap_or(0) + 5)
+    }))
 }
 
 /// Ticks every active rollout.

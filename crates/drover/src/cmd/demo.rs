@@ -161,7 +161,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         None => super::terminate_signal().await,
     }
-    println!("stopping agents and controller…");
+    println!("stopping: undeploying the demo service, then agents and controller…");
+    // Services outlive their agents by design (decision 0006): take them down first,
+    // with an empty model, the way an operator would.
+    if let Err(e) = undeploy(&client).await {
+        eprintln!("warning: could not undeploy the demo service: {e:#}");
+    }
     for a in &agents {
         if let Some(pid) = a.id() {
             let _ = nix::sys::signal::kill(
@@ -343,4 +348,29 @@ async fn deploy(
     }
     println!("{table}");
     Ok(())
+}
+
+/// Applies an empty model and waits (30 s at most) for its rollout to end.
+async fn undeploy(client: &Client) -> anyhow::Result<()> {
+    let applied: serde_json::Value = client
+        .post(
+            "/apply",
+            &serde_json::json!({ "files": [], "allow_empty": true, "message": "demo: stop" }),
+        )
+        .await?;
+    let Some(id) = applied["execution_id"].as_str() else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        let d: serde_json::Value = client.get(&format!("/rollouts/{id}")).await?;
+        if matches!(
+            d["rollout"]["state"].as_str(),
+            Some("succeeded" | "failed" | "aborted" | "reverted")
+        ) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the undeploy rollout did not finish within 30 s")
 }

@@ -417,6 +417,37 @@ pub struct Fleet {
     pub agents: Vec<Agent>,
 }
 
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // Services outlive their agents by design: stop the agents, then every process
+        // still working inside this fleet's directory.
+        for a in &mut self.agents {
+            a.kill9();
+        }
+        kill_processes_under(self.dir.path());
+    }
+}
+
+/// SIGKILLs the process group of every process whose working directory is below `dir`.
+pub fn kill_processes_under(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+            continue;
+        };
+        if cwd.starts_with(dir) {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 impl Fleet {
     /// Starts everything and waits until the three hosts are up.
     pub fn start(db: Db) -> Fleet {
