@@ -52,6 +52,18 @@ fn demo_runs_a_fleet_command_and_exits_cleanly() {
         stdout.contains("export DROVER_TOKEN=drover_api_"),
         "{stdout}"
     );
+    // The demo takes its services down before it stops (they outlive agents by design).
+    let leftovers: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("demo-service") && c.contains(common::bin()))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "demo services left running: {leftovers:?}"
+    );
 }
 
 #[test]
