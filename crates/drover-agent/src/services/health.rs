@@ -178,10 +178,18 @@ impl Checker {
             let interval = Duration::from_millis(spec.interval_ms.max(10));
             let timeout = Duration::from_millis(spec.timeout_ms.max(1));
             let mut tally = Tally::default();
+            // Startup: probe soon and often (20 ms, doubling up to the interval) so a
+            // service that is up is seen healthy at once; failures during the grace a
+            // service would have had with the plain schedule (interval × unhealthy
+            // threshold) do not count, so slow starters are not called unhealthy early.
+            let started = tokio::time::Instant::now();
+            let grace = interval * spec.unhealthy_threshold.max(1);
+            let mut early = Some(Duration::from_millis(20).min(interval));
             loop {
+                let wait = early.unwrap_or(interval);
                 tokio::select! {
                     _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
                 let result = tokio::select! {
                     _ = token.cancelled() => return,
@@ -189,6 +197,14 @@ impl Checker {
                 };
                 if let Err(why) = &result {
                     tracing::debug!(reason = %why, "health probe failed");
+                }
+                if let Some(w) = early {
+                    if result.is_ok() || started.elapsed() >= grace {
+                        early = None;
+                    } else {
+                        early = Some((w * 2).min(interval));
+                        continue;
+                    }
                 }
                 sink(tally.record(result.is_ok(), &spec));
             }
