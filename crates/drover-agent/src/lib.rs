@@ -65,9 +65,9 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// The journal is pruned after this many new results.
 const PRUNE_EVERY: u64 = 64;
 /// After an instance changed, the heartbeat waits this long for more changes.
-const CHANGE_DEBOUNCE: Duration = Duration::from_millis(20);
+const CHANGE_DEBOUNCE: Duration = Duration::from_millis(10);
 /// Shortest time between two heartbeats woken by changes.
-const MIN_HEARTBEAT_GAP: Duration = Duration::from_millis(100);
+const MIN_HEARTBEAT_GAP: Duration = Duration::from_millis(25);
 
 /// The long-poll wait the CLI asks of the controller unless told otherwise.
 pub const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(25);
