@@ -666,7 +666,7 @@ impl Agent {
                 transition,
             } => format!(
                 "{} {}#{} {}",
-                services::transition_name(*transition),
+                transition.as_str(),
                 instance.service,
                 instance.index,
                 instance.version

@@ -279,7 +279,7 @@ fn compare(
             Some(l) => format!(
                 "host {} unreachable; last seen {} {}",
                 key.host,
-                state_name(l.state),
+                l.state.as_str(),
                 l.version
             ),
             None => format!("host {} unreachable; no live report", key.host),
@@ -289,14 +289,14 @@ fn compare(
         let (status, reason) = match (wanted, present) {
             (None, Some(l)) => (
                 DeltaStatus::Unexpected,
-                format!("not in the model; {} {}", state_name(l.state), l.version),
+                format!("not in the model; {} {}", l.state.as_str(), l.version),
             ),
             (None, None) => (DeltaStatus::Ok, "absent, as wanted".to_string()),
             (Some(d), None) => (
                 DeltaStatus::Missing,
                 format!(
                     "wants {} {}, nothing installed",
-                    state_name(d.state),
+                    d.state.as_str(),
                     d.version
                 ),
             ),
@@ -346,8 +346,8 @@ fn compare_both(d: &DesiredInstance, l: &LiveInstance) -> (DeltaStatus, String) 
             DeltaStatus::WrongState,
             format!(
                 "wants {}, is {} ({})",
-                state_name(d.state),
-                state_name(l.state),
+                d.state.as_str(),
+                l.state.as_str(),
                 l.version
             ),
         );
@@ -361,19 +361,9 @@ fn compare_both(d: &DesiredInstance, l: &LiveInstance) -> (DeltaStatus, String) 
     let reason = match (l.state, l.health) {
         (LifecycleState::Running, Health::Healthy) => format!("running {}, healthy", l.version),
         (LifecycleState::Running, _) => format!("running {}, health unknown", l.version),
-        (state, _) => format!("{} {}", state_name(state), l.version),
+        (state, _) => format!("{} {}", state.as_str(), l.version),
     };
     (DeltaStatus::Ok, reason)
-}
-
-/// The lowercase name of a lifecycle state, as in YAML and JSON.
-pub(crate) fn state_name(state: LifecycleState) -> &'static str {
-    match state {
-        LifecycleState::None => "none",
-        LifecycleState::Installed => "installed",
-        LifecycleState::Stopped => "stopped",
-        LifecycleState::Running => "running",
-    }
 }
 
 fn short_hash(hash: &str) -> &str {

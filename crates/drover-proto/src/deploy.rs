@@ -219,3 +219,86 @@ pub struct InstanceReport {
     #[serde(default)]
     pub drift: Option<String>,
 }
+
+macro_rules! wire_names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// The lower-case name, as on the wire and in YAML.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),*
+                }
+            }
+
+            /// Parses the lower-case name.
+            pub fn parse(s: &str) -> Option<$ty> {
+                match s {
+                    $($name => Some($ty::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_names!(LifecycleState {
+    None => "none",
+    Installed => "installed",
+    Stopped => "stopped",
+    Running => "running",
+});
+
+wire_names!(Transition {
+    Install => "install",
+    Configure => "configure",
+    Start => "start",
+    Stop => "stop",
+    Unconfigure => "unconfigure",
+    Uninstall => "uninstall",
+});
+
+wire_names!(Health {
+    Unknown => "unknown",
+    Healthy => "healthy",
+    Unhealthy => "unhealthy",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_serde_and_parse_back() {
+        for s in [
+            LifecycleState::None,
+            LifecycleState::Installed,
+            LifecycleState::Stopped,
+            LifecycleState::Running,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(LifecycleState::parse(s.as_str()), Some(s));
+        }
+        for t in [
+            Transition::Install,
+            Transition::Configure,
+            Transition::Start,
+            Transition::Stop,
+            Transition::Unconfigure,
+            Transition::Uninstall,
+        ] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+            assert_eq!(Transition::parse(t.as_str()), Some(t));
+        }
+        for h in [Health::Unknown, Health::Healthy, Health::Unhealthy] {
+            assert_eq!(serde_json::to_value(h).unwrap(), h.as_str());
+            assert_eq!(Health::parse(h.as_str()), Some(h));
+        }
+        assert_eq!(Health::parse("sick"), None);
+    }
+}

@@ -941,21 +941,37 @@ impl Store {
             q = q.bind(b);
         }
         let rows = q.fetch_all(&self.pool).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every listed execution's target statuses in one query, not one per row.
+        let placeholders: Vec<String> = (1..=rows.len()).map(|i| format!("${i}")).collect();
+        let mut tq = sqlx::query(sql!(
+            "SELECT execution_id, status FROM targets WHERE execution_id IN ({})",
+            placeholders.join(", ")
+        ));
         let mut out = Vec::with_capacity(rows.len());
+        let mut cancels = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut exec = execution(row)?;
-            let cancel: i64 = row.try_get("cancel_requested")?;
-            let statuses: Vec<(String,)> =
-                sqlx::query_as("SELECT status FROM targets WHERE execution_id = $1")
-                    .bind(&exec.id)
-                    .fetch_all(&self.pool)
-                    .await?;
-            let statuses = statuses
-                .iter()
-                .map(|(s,)| parse_enum("targets", s, TargetStatus::parse))
-                .collect::<Result<Vec<_>>>()?;
-            exec.counts = drover_core::execution_status::summarize(&statuses, cancel != 0).0;
+            let exec = execution(row)?;
+            tq = tq.bind(exec.id.clone());
+            cancels.push(row.try_get::<i64, _>("cancel_requested")? != 0);
             out.push(exec);
+        }
+        let mut statuses: std::collections::HashMap<String, Vec<TargetStatus>> =
+            std::collections::HashMap::new();
+        for t in tq.fetch_all(&self.pool).await? {
+            let id: String = t.try_get("execution_id")?;
+            let status: String = t.try_get("status")?;
+            statuses.entry(id).or_default().push(parse_enum(
+                "targets",
+                &status,
+                TargetStatus::parse,
+            )?);
+        }
+        for (exec, cancel) in out.iter_mut().zip(cancels) {
+            let st = statuses.remove(&exec.id).unwrap_or_default();
+            exec.counts = drover_core::execution_status::summarize(&st, cancel).0;
         }
         Ok(out)
     }

@@ -25,42 +25,6 @@ pub struct LiveRow {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn state_str(s: LifecycleState) -> &'static str {
-    match s {
-        LifecycleState::None => "none",
-        LifecycleState::Installed => "installed",
-        LifecycleState::Stopped => "stopped",
-        LifecycleState::Running => "running",
-    }
-}
-
-fn parse_state(s: &str) -> Option<LifecycleState> {
-    Some(match s {
-        "none" => LifecycleState::None,
-        "installed" => LifecycleState::Installed,
-        "stopped" => LifecycleState::Stopped,
-        "running" => LifecycleState::Running,
-        _ => return None,
-    })
-}
-
-fn health_str(h: Health) -> &'static str {
-    match h {
-        Health::Unknown => "unknown",
-        Health::Healthy => "healthy",
-        Health::Unhealthy => "unhealthy",
-    }
-}
-
-fn parse_health(s: &str) -> Option<Health> {
-    Some(match s {
-        "unknown" => Health::Unknown,
-        "healthy" => Health::Healthy,
-        "unhealthy" => Health::Unhealthy,
-        _ => return None,
-    })
-}
-
 fn report(row: &AnyRow) -> Result<InstanceReport> {
     let state: String = row.try_get("state")?;
     let health: String = row.try_get("health")?;
@@ -71,8 +35,8 @@ fn report(row: &AnyRow) -> Result<InstanceReport> {
         service: row.try_get("service")?,
         index: u32::try_from(idx).unwrap_or(0),
         version: row.try_get("version")?,
-        state: crate::rows::parse_enum("instances", &state, parse_state)?,
-        health: crate::rows::parse_enum("instances", &health, parse_health)?,
+        state: crate::rows::parse_enum("instances", &state, LifecycleState::parse)?,
+        health: crate::rows::parse_enum("instances", &health, Health::parse)?,
         spec_hash: row.try_get("spec_hash")?,
         pid: pid.and_then(|p| u32::try_from(p).ok()),
         restarts: u32::try_from(restarts).unwrap_or(0),
@@ -115,8 +79,8 @@ impl Store {
             .bind(&r.service)
             .bind(i64::from(r.index))
             .bind(&r.version)
-            .bind(state_str(r.state))
-            .bind(health_str(r.health))
+            .bind(r.state.as_str())
+            .bind(r.health.as_str())
             .bind(&r.spec_hash)
             .bind(r.pid.map(i64::from))
             .bind(i64::from(r.restarts))
@@ -132,7 +96,7 @@ impl Store {
                     &actor,
                     serde_json::json!({
                         "host_id": host_id, "host": host_name, "service": r.service,
-                        "index": r.index, "version": r.version, "state": state_str(r.state),
+                        "index": r.index, "version": r.version, "state": r.state.as_str(),
                         "drift": r.drift,
                     }),
                 ));
@@ -151,9 +115,9 @@ impl Store {
                         "host_id": host_id, "host": host_name, "service": r.service,
                         "index": r.index,
                         "from": old.map(|o| serde_json::json!({
-                            "version": o.version, "state": state_str(o.state), "health": health_str(o.health),
+                            "version": o.version, "state": o.state.as_str(), "health": o.health.as_str(),
                         })),
-                        "to": { "version": r.version, "state": state_str(r.state), "health": health_str(r.health) },
+                        "to": { "version": r.version, "state": r.state.as_str(), "health": r.health.as_str() },
                     }),
                 ));
             }

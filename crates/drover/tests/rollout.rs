@@ -208,14 +208,31 @@ fn rolling_upgrade_keeps_n_minus_1_answering_and_a_broken_release_reverts_by_its
     assert_eq!(fleet.ctl.events("rollout.reverting").len(), 1);
     let rollout = fleet.ctl.cli_json(&["rollout", "status", "--json"]);
     assert_eq!(rollout["rollout"]["state"], "reverted");
-    // Only the first instance was touched before the gate failed.
-    let touched: Vec<_> = rollout["instances"]
+    // max_parallel 1: only the first instance was touched before its gate failed, and
+    // the revert brought back exactly that one.
+    let revert_units: Vec<i64> = rollout["units"]
         .as_array()
-        .expect("instances")
+        .expect("units")
+        .iter()
+        .filter(|u| u["revert"] == true)
+        .filter_map(|u| u["unit"].as_i64())
+        .collect();
+    let instances = rollout["instances"].as_array().expect("instances");
+    let (forward, back): (Vec<_>, Vec<_>) = instances
+        .iter()
+        .partition(|i| !revert_units.contains(&i["unit"].as_i64().unwrap_or(-1)));
+    let touched: Vec<_> = forward
         .iter()
         .filter(|i| i["status"] != "pending")
         .collect();
-    assert!(touched.len() <= 3);
+    assert_eq!(touched.len(), 1, "{rollout:#}");
+    assert_eq!(touched[0]["status"], "failed");
+    assert_eq!(back.len(), 1, "{rollout:#}");
+    assert_eq!(back[0]["status"], "passed");
+    assert_eq!(
+        (&back[0]["host_name"], &back[0]["index"]),
+        (&touched[0]["host_name"], &touched[0]["index"])
+    );
     let history = fleet.ctl.cli_json(&["model", "history", "--json"]);
     assert_eq!(history.as_array().map(|h| h.len()), Some(3));
 }

@@ -153,28 +153,6 @@ impl Default for Options {
     }
 }
 
-/// The lower-case name of a state (as on the wire).
-pub(crate) fn state_name(s: LifecycleState) -> &'static str {
-    match s {
-        LifecycleState::None => "none",
-        LifecycleState::Installed => "installed",
-        LifecycleState::Stopped => "stopped",
-        LifecycleState::Running => "running",
-    }
-}
-
-/// The lower-case name of a transition (as on the wire).
-pub(crate) fn transition_name(t: Transition) -> &'static str {
-    match t {
-        Transition::Install => "install",
-        Transition::Configure => "configure",
-        Transition::Start => "start",
-        Transition::Stop => "stop",
-        Transition::Unconfigure => "unconfigure",
-        Transition::Uninstall => "uninstall",
-    }
-}
-
 /// What the manager holds of one instance besides `state.json`.
 #[derive(Debug)]
 struct Data {
@@ -337,7 +315,7 @@ enum Check {
 fn describe(state: LifecycleState, version: &str) -> String {
     match state {
         LifecycleState::None => "none".to_string(),
-        s => format!("{} at {version}", state_name(s)),
+        s => format!("{} at {version}", s.as_str()),
     }
 }
 
@@ -380,7 +358,7 @@ fn check(
         ))),
         _ => Err(format!(
             "cannot {} {name} {v}: it is {here}, expected {}",
-            transition_name(t),
+            t.as_str(),
             describe(from, v)
         )),
     }
@@ -1053,10 +1031,10 @@ impl ServiceManager {
         match &result {
             Ok(text) => {
                 say(out, text);
-                tracing::info!(instance = %inst.name, transition = transition_name(t), version = %spec.version, "{text}");
+                tracing::info!(instance = %inst.name, transition = t.as_str(), version = %spec.version, "{text}");
             }
             Err(e) => {
-                tracing::warn!(instance = %inst.name, transition = transition_name(t), version = %spec.version, error = %e.message, "transition failed");
+                tracing::warn!(instance = %inst.name, transition = t.as_str(), version = %spec.version, error = %e.message, "transition failed");
             }
         }
         result

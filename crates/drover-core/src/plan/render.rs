@@ -12,10 +12,8 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::delta::state_name;
 use crate::instance::{MaxParallel, Strategy};
 
-use super::steps::transition_name;
 use super::{ChangeKind, InstanceChange, Plan, ServicePlan, Step, VersionState};
 
 impl fmt::Display for Plan {
@@ -106,7 +104,7 @@ fn policy_text(service: &ServicePlan) -> String {
 
 fn end_text(end: Option<&VersionState>) -> String {
     match end {
-        Some(v) => format!("{} {}", v.version, state_name(v.state)),
+        Some(v) => format!("{} {}", v.version, v.state.as_str()),
         None => "none".to_string(),
     }
 }
@@ -119,7 +117,7 @@ fn steps_text(steps: &[Step]) -> String {
         if i > 0 {
             text.push_str(", ");
         }
-        text.push_str(transition_name(step.transition));
+        text.push_str(step.transition.as_str());
         let release = (step.version.as_str(), step.spec_hash.as_str());
         if last != Some(release) {
             text.push(' ');

@@ -1,7 +1,7 @@
 //! Walks over glu's lifecycle graph: the steps of one change, and the effect of one
 //! step on the live model.
 
-use crate::delta::{DeltaStatus, InstanceDelta, state_name};
+use crate::delta::{DeltaStatus, InstanceDelta};
 use crate::instance::{Health, InstanceKey, LifecycleState, LiveInstance, Transition};
 
 use super::{ChangeKind, InstanceChange, Step, VersionState};
@@ -16,18 +16,6 @@ const DOWN: [Transition; 3] = [
     Transition::Unconfigure,
     Transition::Uninstall,
 ];
-
-/// The lowercase name of a transition, as in YAML and JSON.
-pub(super) fn transition_name(transition: Transition) -> &'static str {
-    match transition {
-        Transition::Install => "install",
-        Transition::Configure => "configure",
-        Transition::Start => "start",
-        Transition::Stop => "stop",
-        Transition::Unconfigure => "unconfigure",
-        Transition::Uninstall => "uninstall",
-    }
-}
 
 /// The transitions from `from` to `to` along the lifecycle graph (none when equal).
 fn walk(from: LifecycleState, to: LifecycleState, version: &str, spec_hash: &str) -> Vec<Step> {
@@ -122,7 +110,7 @@ pub(super) fn change_for(d: &InstanceDelta) -> Option<InstanceChange> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
     /// The step needs an installed release and there is none.
-    #[error("{key}: cannot {} {version}: nothing installed", transition_name(*.transition))]
+    #[error("{key}: cannot {} {version}: nothing installed", .transition)]
     NotInstalled {
         /// Which instance.
         key: InstanceKey,
@@ -134,7 +122,7 @@ pub enum StepError {
     /// The step is for another release than the live one.
     #[error(
         "{key}: cannot {} {version}: the live release is {live_version}",
-        transition_name(*.transition)
+        .transition
     )]
     OtherRelease {
         /// Which instance.
@@ -147,7 +135,7 @@ pub enum StepError {
         live_version: String,
     },
     /// The step does not start from the live state.
-    #[error("{key}: cannot {} from state {}", transition_name(*.transition), state_name(*.state))]
+    #[error("{key}: cannot {} from state {}", .transition, .state)]
     WrongState {
         /// Which instance.
         key: InstanceKey,
@@ -244,7 +232,7 @@ mod tests {
     fn names(steps: &[Step]) -> Vec<String> {
         steps
             .iter()
-            .map(|s| format!("{} {}", transition_name(s.transition), s.version))
+            .map(|s| format!("{} {}", s.transition.as_str(), s.version))
             .collect()
     }
 
@@ -274,7 +262,7 @@ mod tests {
         for (from, to, want) in table {
             let got: Vec<_> = walk(*from, *to, "1", "s")
                 .iter()
-                .map(|s| transition_name(s.transition))
+                .map(|s| s.transition.as_str())
                 .collect();
             assert_eq!(&got, want, "{from:?} -> {to:?}");
         }

@@ -310,14 +310,9 @@ pub(crate) async fn apply_files(
     let view = live_view(state).await?;
     let (_, plan) = compare(&model, &view)?;
     let previous = state.store.current_model_version().await?;
-    let mut older = Vec::new();
-    for v in state.store.list_model_versions(20).await? {
-        if let Some(full) = state.store.get_model_version(v.id).await?
-            && let Ok(m) = load_model(&to_model_files(&full.files))
-        {
-            older.push(m);
-        }
-    }
+    let older = crate::rollout::stored_models(state, None)
+        .await
+        .map_err(ApiError::internal)?;
     let models = crate::rollout::Models::new(model.clone(), older, &view);
     let units = crate::rollout::build_units(state, &plan, &models, &view)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;

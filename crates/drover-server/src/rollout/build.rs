@@ -34,6 +34,32 @@ pub(crate) enum BuildError {
     },
 }
 
+/// How many stored model versions a rollout looks back through for specs.
+const HISTORY: u32 = 20;
+
+/// The stored model versions up to `newest` (all, if `None`), newest first, at most
+/// [`HISTORY`] + 1 of them. Versions that no longer load are skipped.
+pub(crate) async fn stored_models(
+    state: &AppState,
+    newest: Option<i64>,
+) -> anyhow::Result<Vec<Model>> {
+    let mut models = Vec::new();
+    for v in state.store.list_model_versions(1000).await? {
+        if newest.is_some_and(|n| v.id > n) {
+            continue;
+        }
+        if models.len() > HISTORY as usize {
+            break;
+        }
+        if let Some(full) = state.store.get_model_version(v.id).await?
+            && let Ok(m) = load_model(&to_model_files(&full.files))
+        {
+            models.push(m);
+        }
+    }
+    Ok(models)
+}
+
 /// The models a rollout may take specs from, newest first, with their desired
 /// instances.
 pub(crate) struct Models {
@@ -53,23 +79,12 @@ impl Models {
         Models { list }
     }
 
-    /// Stored version `newest` and up to 20 versions before it.
+    /// Stored version `newest` and up to [`HISTORY`] versions before it.
     pub(crate) async fn load(state: &Arc<AppState>, newest: i64) -> anyhow::Result<Models> {
         let view = crate::api::deploy::live_view(state)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
-        let mut models = Vec::new();
-        for v in state.store.list_model_versions(1000).await? {
-            if v.id > newest || models.len() > 20 {
-                continue;
-            }
-            if let Some(full) = state.store.get_model_version(v.id).await?
-                && let Ok(m) = load_model(&to_model_files(&full.files))
-            {
-                models.push(m);
-            }
-        }
-        let mut it = models.into_iter();
+        let mut it = stored_models(state, Some(newest)).await?.into_iter();
         let first = it
             .next()
             .ok_or_else(|| anyhow::anyhow!("model version {newest} is not stored"))?;
@@ -185,7 +200,7 @@ pub(crate) fn build_units(
                         transition: step.transition,
                     };
                     steps.push(NewStep {
-                        transition: format!("{:?}", step.transition).to_lowercase(),
+                        transition: step.transition.as_str().to_string(),
                         version: step.version.clone(),
                         spec: serde_json::to_value(&command).unwrap_or_default(),
                     });
@@ -202,10 +217,7 @@ pub(crate) fn build_units(
                     kind: change.kind.as_str().to_string(),
                     from_version: change.from.as_ref().map(|f| f.version.clone()),
                     to_version: change.to.as_ref().map(|t| t.version.clone()),
-                    to_state: change
-                        .to
-                        .as_ref()
-                        .map(|t| format!("{:?}", t.state).to_lowercase()),
+                    to_state: change.to.as_ref().map(|t| t.state.as_str().to_string()),
                     gated: to_running,
                     steps,
                 });

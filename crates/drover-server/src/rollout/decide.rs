@@ -282,9 +282,7 @@ pub(crate) fn decide(
                     }
                 } else if now - started > ms(policy.healthy_deadline) {
                     let seen = l
-                        .map(|l| {
-                            format!("{} {:?} {:?}", l.version, l.state, l.health).to_lowercase()
-                        })
+                        .map(|l| format!("{} {} {}", l.version, l.state, l.health))
                         .unwrap_or_else(|| "no report".into());
                     actions.push(gate(
                         "failed",

@@ -13,7 +13,7 @@ use drover_core::delta::delta;
 use drover_core::instance::RolloutPolicy;
 use drover_store::{NewUnit, UnitInstance};
 
-pub(crate) use build::{Models, build_units};
+pub(crate) use build::{Models, build_units, stored_models};
 use decide::{Action, LiveMap, LiveState, decide};
 pub(crate) use reconcile::Reconciler;
 

@@ -364,10 +364,10 @@ async fn undeploy(client: &Client) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::time::Instant::now() < deadline {
         let d: serde_json::Value = client.get(&format!("/rollouts/{id}")).await?;
-        if matches!(
-            d["rollout"]["state"].as_str(),
-            Some("succeeded" | "failed" | "aborted" | "reverted")
-        ) {
+        if d["rollout"]["state"]
+            .as_str()
+            .is_some_and(super::rollout::is_final)
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

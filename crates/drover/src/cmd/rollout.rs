@@ -226,7 +226,8 @@ async fn control(client: &Client, id: &str, verb: &str) -> anyhow::Result<ExitCo
     }
 }
 
-fn is_final(state: &str) -> bool {
+/// True once a rollout in `state` will not change any more.
+pub fn is_final(state: &str) -> bool {
     matches!(state, "succeeded" | "failed" | "aborted" | "reverted")
 }
 

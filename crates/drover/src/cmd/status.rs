@@ -67,17 +67,17 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             let want = d
                 .desired
                 .as_ref()
-                .map(|w| format!("{} {}", w.version, lifecycle(w.state)))
+                .map(|w| format!("{} {}", w.version, w.state.as_str()))
                 .unwrap_or_else(|| "-".into());
             let have = d
                 .live
                 .as_ref()
-                .map(|l| format!("{} {}", l.version, lifecycle(l.state)))
+                .map(|l| format!("{} {}", l.version, l.state.as_str()))
                 .unwrap_or_else(|| "-".into());
             let health = d
                 .live
                 .as_ref()
-                .map(|l| format!("{:?}", l.health).to_lowercase())
+                .map(|l| l.health.as_str().to_string())
                 .unwrap_or_else(|| "-".into());
             let status = if d.stale {
                 format!("{} (stale)", d.status.as_str())
@@ -111,14 +111,4 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn lifecycle(s: drover_core::instance::LifecycleState) -> &'static str {
-    use drover_core::instance::LifecycleState::*;
-    match s {
-        None => "none",
-        Installed => "installed",
-        Stopped => "stopped",
-        Running => "running",
-    }
 }
