@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod executions;
 pub mod hosts;
+pub mod inventory;
 pub mod page;
 
 /// The version every drover process reports (agents send it as a fact).

@@ -51,6 +51,7 @@
 mod decode;
 pub mod error;
 pub mod hash;
+pub mod inventory_types;
 mod load;
 pub mod placement;
 mod service;
@@ -64,6 +65,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ModelError;
 pub use hash::{content_hash, spec_hash};
 pub use placement::{desired_instances, hostclass_members, topo_order};
+pub use inventory_types::{FieldMap, Generator, Provider, ProviderKind, StaticHost};
 pub use types::{
     Artifact, ArtifactSource, ConfigFile, Exec, HealthCheck, HostPin, Hostclass, Model, Placement,
     Probe, Reconcile, Scripts, Service, Source, Target,
@@ -158,6 +160,8 @@ pub fn load(files: &[ModelFile]) -> Result<Model, Vec<ModelError>> {
         services,
         hostclasses,
         hosts,
+        providers: BTreeMap::new(),
+        generators: BTreeMap::new(),
         content_hash,
     })
 }

@@ -20,6 +20,12 @@ pub struct Model {
     pub hostclasses: BTreeMap<String, Hostclass>,
     /// Host pins (`kind: host`) by host name.
     pub hosts: BTreeMap<String, HostPin>,
+    /// Inventory providers (`kind: provider`) by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, super::inventory_types::Provider>,
+    /// Config generators (`kind: generator`) by name.
+    #[serde(default)]
+    pub generators: BTreeMap<String, super::inventory_types::Generator>,
     /// SHA-256 (lowercase hex) of the model's meaning: see [`content_hash`](super::content_hash).
     pub content_hash: String,
 }
