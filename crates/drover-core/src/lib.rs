@@ -18,6 +18,8 @@
 //!   `unexpected`, `wrong-version`, `wrong-state`, `unhealthy`, `unreachable`).
 //! - [`plan`] — the steps, batches and phases that close a delta, per rollout policy
 //!   and `depends_on`; its text is what `drover plan` prints.
+//! - [`generate`] — generator templates rendered against the live inventory (HAProxy
+//!   backends and other derived config).
 //! - [`render`] — one desired instance into the `InstanceSpec` its agent runs: templates
 //!   (`run`, `scripts`, `config`) rendered with the instance's ports, version, host and
 //!   hostclass; artifact URL and health ports resolved.
@@ -28,6 +30,7 @@ pub mod delta;
 pub mod dispatch;
 pub mod duration;
 pub mod execution_status;
+pub mod generate;
 pub mod instance;
 pub mod model;
 pub mod output;

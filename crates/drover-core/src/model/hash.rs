@@ -48,6 +48,34 @@ pub fn content_hash(
     sha256_json(&doc)
 }
 
+/// [`content_hash`] over a model that may also have providers and generators. A
+/// model without either hashes exactly as before they existed.
+pub fn content_hash_with(
+    services: &BTreeMap<String, Service>,
+    hostclasses: &BTreeMap<String, Hostclass>,
+    hosts: &BTreeMap<String, HostPin>,
+    providers: &BTreeMap<String, super::Provider>,
+    generators: &BTreeMap<String, super::Generator>,
+) -> String {
+    if providers.is_empty() && generators.is_empty() {
+        return content_hash(services, hostclasses, hosts);
+    }
+    fn items<T: Serialize>(m: &BTreeMap<String, T>) -> BTreeMap<&str, serde_json::Value> {
+        m.iter()
+            .map(|(k, v)| (k.as_str(), without_source(v)))
+            .collect()
+    }
+    let doc = serde_json::json!({
+        "format": "drover-model-v1",
+        "services": items(services),
+        "hostclasses": items(hostclasses),
+        "hosts": items(hosts),
+        "providers": items(providers),
+        "generators": items(generators),
+    });
+    sha256_json(&doc)
+}
+
 /// What [`spec_hash`] covers.
 #[derive(Serialize)]
 struct Spec<'a> {

@@ -51,6 +51,7 @@
 mod decode;
 pub mod error;
 pub mod hash;
+mod inventory;
 pub mod inventory_types;
 mod load;
 pub mod placement;
@@ -64,11 +65,11 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ModelError;
 pub use hash::{content_hash, spec_hash};
-pub use placement::{desired_instances, hostclass_members, topo_order};
 pub use inventory_types::{FieldMap, Generator, Provider, ProviderKind, StaticHost};
+pub use placement::{desired_instances, hostclass_members, topo_order};
 pub use types::{
-    Artifact, ArtifactSource, ConfigFile, Exec, HealthCheck, HostPin, Hostclass, Model, Placement,
-    Probe, Reconcile, Scripts, Service, Source, Target,
+    Artifact, ArtifactSource, ConfigFile, Exec, HealthCheck, HostPin, Hostclass, LoadBalancer,
+    Model, Placement, Probe, Reconcile, Scripts, Service, Source, Target,
 };
 
 use error::Sink;
@@ -141,6 +142,8 @@ pub fn load(files: &[ModelFile]) -> Result<Model, Vec<ModelError>> {
     let mut services = BTreeMap::new();
     let mut hostclasses = BTreeMap::new();
     let mut hosts = BTreeMap::new();
+    let mut providers = BTreeMap::new();
+    let mut generators = BTreeMap::new();
     for doc in docs {
         match doc.item {
             Some(Item::Service(s)) => {
@@ -152,16 +155,23 @@ pub fn load(files: &[ModelFile]) -> Result<Model, Vec<ModelError>> {
             Some(Item::Host(h)) => {
                 hosts.insert(h.name.clone(), h);
             }
+            Some(Item::Provider(p)) => {
+                providers.insert(p.name.clone(), *p);
+            }
+            Some(Item::Generator(g)) => {
+                generators.insert(g.name.clone(), *g);
+            }
             None => {}
         }
     }
-    let content_hash = content_hash(&services, &hostclasses, &hosts);
+    let content_hash =
+        hash::content_hash_with(&services, &hostclasses, &hosts, &providers, &generators);
     Ok(Model {
         services,
         hostclasses,
         hosts,
-        providers: BTreeMap::new(),
-        generators: BTreeMap::new(),
+        providers,
+        generators,
         content_hash,
     })
 }

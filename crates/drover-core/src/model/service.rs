@@ -10,7 +10,8 @@ use super::decode::{
 use super::error::{Sink, did_you_mean};
 use super::load::{Node, Value, raw_scalar};
 use super::types::{
-    Artifact, ConfigFile, Exec, HealthCheck, Placement, Probe, Reconcile, Scripts, Service, Target,
+    Artifact, ConfigFile, Exec, HealthCheck, LoadBalancer, Placement, Probe, Reconcile, Scripts,
+    Service, Target,
 };
 use super::validate::{Doc, Item, Kind, Ref, check_host_name, name, repeated, selector_value};
 use crate::duration::format_duration;
@@ -32,6 +33,7 @@ const FIELDS: &[&str] = &[
     "scripts",
     "state",
     "reconcile",
+    "load_balancer",
 ];
 
 /// Most instances of one service on one host.
@@ -49,6 +51,7 @@ pub(crate) fn read(sink: &mut Sink<'_>, node: &Node, prefix: &str) -> Doc {
         name: None,
         hostclass_refs: Vec::new(),
         deps: Vec::new(),
+        generator_refs: Vec::new(),
         item: None,
     };
     let Some(f) = Fields::read(sink, node, node.pos, prefix, FIELDS) else {
@@ -119,6 +122,15 @@ pub(crate) fn read(sink: &mut Sink<'_>, node: &Node, prefix: &str) -> Doc {
         None => Some(Reconcile::Manual),
     };
 
+    let load_balancer = match f.sub(
+        sink,
+        "load_balancer",
+        &["generator", "drain", "drain_grace"],
+    ) {
+        Some(lb) => load_balancer(sink, &lb, &mut doc.generator_refs).map(Some),
+        None => Some(None),
+    };
+
     if let (
         Some(name),
         Some(version),
@@ -132,9 +144,21 @@ pub(crate) fn read(sink: &mut Sink<'_>, node: &Node, prefix: &str) -> Doc {
         Some(exec),
         Some(state),
         Some(reconcile),
+        Some(load_balancer),
     ) = (
-        &doc.name, version, artifact, placement, ports, env, config, health, rollout, exec, state,
+        &doc.name,
+        version,
+        artifact,
+        placement,
+        ports,
+        env,
+        config,
+        health,
+        rollout,
+        exec,
+        state,
         reconcile,
+        load_balancer,
     ) {
         doc.item = Some(Item::Service(Box::new(Service {
             name: name.name.clone(),
@@ -150,6 +174,7 @@ pub(crate) fn read(sink: &mut Sink<'_>, node: &Node, prefix: &str) -> Doc {
             exec,
             state,
             reconcile,
+            load_balancer,
             source: super::types::Source {
                 file: name.file.clone(),
                 line: name.pos.line,
@@ -158,6 +183,36 @@ pub(crate) fn read(sink: &mut Sink<'_>, node: &Node, prefix: &str) -> Doc {
         })));
     }
     doc
+}
+
+/// Default wait for open connections after an instance left its pool.
+pub(crate) const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+fn load_balancer(sink: &mut Sink<'_>, f: &Fields<'_>, refs: &mut Vec<Ref>) -> Option<LoadBalancer> {
+    let generator = f.require(sink, "generator").and_then(|n| {
+        let field = f.field("generator");
+        let s = string(sink, n, &field)?;
+        refs.push(Ref {
+            file: sink.file.to_string(),
+            pos: n.pos,
+            field,
+            name: s.to_string(),
+        });
+        Some(s.to_string())
+    });
+    let drain = match f.get("drain") {
+        Some(n) => boolean(sink, n, &f.field("drain")),
+        None => Some(true),
+    };
+    let drain_grace = match f.get("drain_grace") {
+        Some(n) => duration(sink, n, &f.field("drain_grace")),
+        None => Some(DEFAULT_DRAIN_GRACE),
+    };
+    Some(LoadBalancer {
+        generator: generator?,
+        drain: drain?,
+        drain_grace: drain_grace?,
+    })
 }
 
 /// Versions are strings made of letters, digits, `.`, `_`, `+` and `-` (they name a

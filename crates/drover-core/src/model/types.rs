@@ -96,6 +96,10 @@ pub struct Service {
     pub state: LifecycleState,
     /// Whether drift is fixed automatically.
     pub reconcile: Reconcile,
+    /// The load balancer in front of it: rollouts drain an instance from it before
+    /// stopping it, and add it back once healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
     /// Where it was declared.
     pub source: Source,
 }
@@ -111,6 +115,19 @@ impl Service {
             })
             .collect()
     }
+}
+
+/// A service's load balancer (`load_balancer:`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    /// The generator that renders its config.
+    pub generator: String,
+    /// Drain instances before they stop (default true; `false` only to measure
+    /// what draining prevents).
+    pub drain: bool,
+    /// After the pool config without the instance is live, wait this long for
+    /// open connections to end before stopping it.
+    pub drain_grace: Duration,
 }
 
 /// A release tarball (`.tar.gz`) and its SHA-256.

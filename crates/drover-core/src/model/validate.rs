@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::decode::{Fields, entries, push_inside, string, text, wrong_type};
 use super::error::{ModelError, Sink, did_you_mean};
+use super::inventory_types::{Generator, Provider};
 use super::load::{Node, Pos, Value};
 use super::service;
 use super::types::{HostPin, Hostclass, Service, Source};
@@ -24,7 +25,7 @@ pub(crate) struct Ref {
 }
 
 impl Ref {
-    fn source(&self) -> Source {
+    pub(crate) fn source(&self) -> Source {
         Source {
             file: self.file.clone(),
             line: self.pos.line,
@@ -39,6 +40,8 @@ pub(crate) enum Kind {
     Service,
     Hostclass,
     Host,
+    Provider,
+    Generator,
 }
 
 impl Kind {
@@ -47,6 +50,8 @@ impl Kind {
             Kind::Service => "service",
             Kind::Hostclass => "hostclass",
             Kind::Host => "host",
+            Kind::Provider => "provider",
+            Kind::Generator => "generator",
         }
     }
 }
@@ -57,6 +62,8 @@ pub(crate) enum Item {
     Service(Box<Service>),
     Hostclass(Hostclass),
     Host(HostPin),
+    Provider(Box<Provider>),
+    Generator(Box<Generator>),
 }
 
 /// What one document declares. The names and references are kept even when the
@@ -70,11 +77,14 @@ pub(crate) struct Doc {
     pub hostclass_refs: Vec<Ref>,
     /// Services it depends on.
     pub deps: Vec<Ref>,
+    /// Generators it names (`load_balancer.generator`).
+    pub generator_refs: Vec<Ref>,
     /// The typed item, when the document had no error.
     pub item: Option<Item>,
 }
 
-const KINDS: [&str; 3] = ["service", "hostclass", "host"];
+const KINDS: [&str; 5] = ["service", "hostclass", "host", "provider", "generator"];
+const KIND_LIST: &str = "service, hostclass, host, provider or generator";
 
 /// Reads one document.
 pub(crate) fn document(sink: &mut Sink<'_>, node: &Node) -> Option<Doc> {
@@ -83,7 +93,7 @@ pub(crate) fn document(sink: &mut Sink<'_>, node: &Node) -> Option<Doc> {
             node.pos,
             "",
             format!(
-                "expected a mapping with `kind: service`, `kind: hostclass` or `kind: host`, found {}",
+                "expected a mapping with a `kind` ({KIND_LIST}), found {}",
                 node.value.describe()
             ),
         );
@@ -97,7 +107,7 @@ pub(crate) fn document(sink: &mut Sink<'_>, node: &Node) -> Option<Doc> {
         sink.push(
             node.pos,
             "kind",
-            "missing field `kind`; expected service, hostclass or host",
+            format!("missing field `kind`; expected {KIND_LIST}"),
         );
         return None;
     };
@@ -106,18 +116,20 @@ pub(crate) fn document(sink: &mut Sink<'_>, node: &Node) -> Option<Doc> {
             "service" => Kind::Service,
             "hostclass" => Kind::Hostclass,
             "host" => Kind::Host,
+            "provider" => Kind::Provider,
+            "generator" => Kind::Generator,
             _ => {
                 let hint = did_you_mean(s, KINDS);
                 sink.push(
                     kind_node.pos,
                     "kind",
-                    format!("unknown kind `{s}`; expected service, hostclass or host{hint}"),
+                    format!("unknown kind `{s}`; expected {KIND_LIST}{hint}"),
                 );
                 return None;
             }
         },
         _ => {
-            wrong_type(sink, kind_node, "kind", "service, hostclass or host");
+            wrong_type(sink, kind_node, "kind", KIND_LIST);
             return None;
         }
     };
@@ -127,6 +139,8 @@ pub(crate) fn document(sink: &mut Sink<'_>, node: &Node) -> Option<Doc> {
         Kind::Service => "services",
         Kind::Hostclass => "hostclasses",
         Kind::Host => "hosts",
+        Kind::Provider => "providers",
+        Kind::Generator => "generators",
     };
     let name_text = map.iter().find_map(|(k, v)| match (&k.value, &v.value) {
         (Value::Str(k), Value::Str(v)) if k == "name" && !v.is_empty() => Some(v.clone()),
@@ -139,6 +153,8 @@ pub(crate) fn document(sink: &mut Sink<'_>, node: &Node) -> Option<Doc> {
         Kind::Service => service::read(sink, node, &prefix),
         Kind::Hostclass => hostclass(sink, node, &prefix),
         Kind::Host => host(sink, node, &prefix),
+        Kind::Provider => super::inventory::provider(sink, node, &prefix),
+        Kind::Generator => super::inventory::generator(sink, node, &prefix),
     };
     if sink.count() > before {
         doc.item = None;
@@ -211,7 +227,7 @@ pub(crate) fn check_host_name(name: &str) -> Result<(), (usize, String)> {
 }
 
 /// Label keys: what selectors accept (letters, digits, `_`, `.`, `-`, `/`).
-fn check_label_key(key: &str) -> Result<(), String> {
+pub(crate) fn check_label_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > 128 {
         return Err("label keys are 1 to 128 characters".into());
     }
@@ -250,6 +266,7 @@ fn hostclass(sink: &mut Sink<'_>, node: &Node, prefix: &str) -> Doc {
         name: None,
         hostclass_refs: Vec::new(),
         deps: Vec::new(),
+        generator_refs: Vec::new(),
         item: None,
     };
     let Some(fields) = Fields::read(
@@ -296,6 +313,7 @@ fn host(sink: &mut Sink<'_>, node: &Node, prefix: &str) -> Doc {
         name: None,
         hostclass_refs: Vec::new(),
         deps: Vec::new(),
+        generator_refs: Vec::new(),
         item: None,
     };
     let Some(fields) = Fields::read(sink, node, node.pos, prefix, &["kind", "name", "hostclass"])
@@ -339,7 +357,7 @@ pub(crate) fn cross_check(docs: &[Doc], partial: bool, errors: &mut Vec<ModelErr
     };
 
     // First declaration of each name, per kind.
-    let mut first: [BTreeMap<&str, &Ref>; 3] = Default::default();
+    let mut first: [BTreeMap<&str, &Ref>; 5] = Default::default();
     for doc in docs {
         let Some(name) = &doc.name else { continue };
         let slot = &mut first[doc.kind as usize];
@@ -359,13 +377,19 @@ pub(crate) fn cross_check(docs: &[Doc], partial: bool, errors: &mut Vec<ModelErr
             }
         }
     }
-    let [services, hostclasses, _] = &first;
+    let [services, hostclasses, _, _, generators] = &first;
 
     for doc in docs {
         for r in &doc.hostclass_refs {
             if !partial && !hostclasses.contains_key(r.name.as_str()) {
                 let hint = did_you_mean(&r.name, hostclasses.keys().copied());
                 push(r, format!("unknown hostclass `{}`{hint}", r.name));
+            }
+        }
+        for r in &doc.generator_refs {
+            if !partial && !generators.contains_key(r.name.as_str()) {
+                let hint = did_you_mean(&r.name, generators.keys().copied());
+                push(r, format!("unknown generator `{}`{hint}", r.name));
             }
         }
         for r in &doc.deps {
