@@ -85,18 +85,18 @@ const ERROR_FIXTURES: &[(&str, &[&str])] = &[
     ),
     (
         "missing_kind",
-        &["model.yaml:1:1: kind: missing field `kind`; expected service, hostclass or host"],
+        &["model.yaml:1:1: kind: missing field `kind`; expected service, hostclass, host, provider or generator"],
     ),
     (
         "unknown_kind",
         &[
-            "model.yaml:1:7: kind: unknown kind `servce`; expected service, hostclass or host; did you mean `service`?",
+            "model.yaml:1:7: kind: unknown kind `servce`; expected service, hostclass, host, provider or generator; did you mean `service`?",
         ],
     ),
     (
         "not_a_mapping",
         &[
-            "model.yaml:1:1: expected a mapping with `kind: service`, `kind: hostclass` or `kind: host`, found a list",
+            "model.yaml:1:1: expected a mapping with a `kind` (service, hostclass, host, provider or generator), found a list",
         ],
     ),
     (
