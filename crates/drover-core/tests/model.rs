@@ -106,7 +106,7 @@ const ERROR_FIXTURES: &[(&str, &[&str])] = &[
     (
         "unknown_key_far",
         &[
-            "model.yaml:9:1: services.web.colour: unknown field `colour`; expected one of kind, name, version, artifact, placement, ports, env, config, health, depends_on, rollout, run, scripts, state, reconcile",
+            "model.yaml:9:1: services.web.colour: unknown field `colour`; expected one of kind, name, version, artifact, placement, ports, env, config, health, depends_on, rollout, run, scripts, state, reconcile, load_balancer",
         ],
     ),
     (
