@@ -399,6 +399,8 @@ pub(crate) fn spawn(state: Arc<AppState>) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "generator pass failed"),
             }
+            // Rollouts waiting for their load balancer can go on.
+            crate::rollout::tick_all(&state).await;
             if let Ok(Some(snap)) = snapshot(&state).await {
                 debounce = snap
                     .model

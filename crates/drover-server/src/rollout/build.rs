@@ -105,6 +105,14 @@ impl Models {
     }
 
     /// True if the service (at the newest model that has it) has a health check.
+    /// The service's load balancer, from the newest model that has the service.
+    fn load_balancer(&self, service: &str) -> Option<drover_core::model::LoadBalancer> {
+        self.list
+            .iter()
+            .find_map(|(m, _)| m.services.get(service))
+            .and_then(|s| s.load_balancer.clone())
+    }
+
     fn has_health_check(&self, service: &str) -> bool {
         self.list
             .iter()
@@ -170,6 +178,7 @@ pub(crate) fn build_units(
         let meta = UnitPolicy {
             policy: sp.policy.clone(),
             health_check: models.has_health_check(&sp.service),
+            load_balancer: models.load_balancer(&sp.service),
         };
         let policy = serde_json::to_value(&meta).unwrap_or_default();
         for batch in &sp.batches {

@@ -25,7 +25,15 @@ pub(crate) struct UnitPolicy {
     pub policy: RolloutPolicy,
     /// True when the service has a health check (else the gate only needs `running`).
     pub health_check: bool,
+    /// The service's load balancer: running instances are drained from it before
+    /// their first step and added back after their gate.
+    #[serde(default)]
+    pub load_balancer: Option<drover_core::model::LoadBalancer>,
 }
+
+/// Load-balancer generators by name: the drain epoch live on all their up target
+/// hosts, and a failed write if any.
+pub(crate) type LbMap = HashMap<String, crate::generators::LbState>;
 
 /// An instance as its agent reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +67,18 @@ pub(crate) struct At {
 pub(crate) enum Action {
     /// Queue this step's command.
     Dispatch { at: At, pos: i64 },
+    /// Take the instance out of its load balancer's pool, then wait in `draining`.
+    Drain { at: At },
+    /// Put the instance back in its pool, then wait in `undraining`.
+    Undrain { at: At, from: String },
+    /// Move the instance between load-balancer phases, setting their fields.
+    Lb {
+        at: At,
+        from: &'static str,
+        to: &'static str,
+        lb_epoch: Option<i64>,
+        lb_ready_at: Option<i64>,
+    },
     /// Move the instance from `from` to `to`, with gate times and error.
     Instance {
         at: At,
@@ -116,6 +136,7 @@ pub(crate) fn decide(
     d: &RolloutDetail,
     live: &LiveMap,
     down: &std::collections::HashSet<String>,
+    lbs: &LbMap,
     now: i64,
 ) -> Vec<Action> {
     let r = &d.rollout;
@@ -152,11 +173,34 @@ pub(crate) fn decide(
             revert: revert_target,
         }];
     }
+    // The load balancer to drain from, when the service has one with draining on.
+    let lb = meta.load_balancer.as_ref().filter(|lb| lb.drain);
+    let lb_state = lb.map(|lb| lbs.get(&lb.generator).cloned().unwrap_or_default());
+    // An instance that passed: added back to its pool first if it was drained.
+    let pass = |inst: &InstanceRow, from: &str, gate_started_at, healthy_since| {
+        if inst.lb_epoch.is_some() && lb.is_some() {
+            Action::Undrain {
+                at: at(inst),
+                from: from.to_string(),
+            }
+        } else {
+            Action::Instance {
+                at: at(inst),
+                from: from.to_string(),
+                to: "passed",
+                gate_started_at,
+                healthy_since,
+                error: None,
+            }
+        }
+    };
     let mut actions = Vec::new();
     let mut all_passed = true;
     for inst in d.instances.iter().filter(|i| i.unit == r.unit) {
-        if matches!(inst.status.as_str(), "pending" | "stepping" | "gating")
-            && down.contains(&inst.host_id)
+        if matches!(
+            inst.status.as_str(),
+            "pending" | "draining" | "stepping" | "gating" | "undraining"
+        ) && down.contains(&inst.host_id)
         {
             actions.push(Action::Instance {
                 at: at(inst),
@@ -182,6 +226,85 @@ pub(crate) fn decide(
                     ),
                     revert: revert_target,
                 }];
+            }
+            "pending"
+                if lb.is_some()
+                    && live
+                        .get(&(inst.host_id.clone(), inst.service.clone(), inst.index))
+                        .is_some_and(|l| l.state == LifecycleState::Running) =>
+            {
+                // Out of the pool before anything stops it.
+                all_passed = false;
+                actions.push(Action::Drain { at: at(inst) });
+            }
+            "draining" => {
+                all_passed = false;
+                let (Some(lb), Some(s)) = (lb, &lb_state) else {
+                    // The policy lost its load balancer: nothing to wait for.
+                    actions.push(Action::Lb {
+                        at: at(inst),
+                        from: "draining",
+                        to: "stepping",
+                        lb_epoch: inst.lb_epoch,
+                        lb_ready_at: Some(now),
+                    });
+                    continue;
+                };
+                if let Some(failure) = &s.failure {
+                    actions.push(Action::Instance {
+                        at: at(inst),
+                        from: "draining".into(),
+                        to: "failed",
+                        gate_started_at: None,
+                        healthy_since: None,
+                        error: Some(format!("cannot drain: {failure}")),
+                    });
+                } else if s.applied_epoch >= inst.lb_epoch.unwrap_or(0) {
+                    match inst.lb_ready_at {
+                        None => actions.push(Action::Lb {
+                            at: at(inst),
+                            from: "draining",
+                            to: "draining",
+                            lb_epoch: inst.lb_epoch,
+                            lb_ready_at: Some(now),
+                        }),
+                        Some(ready) if now - ready >= ms(lb.drain_grace) => {
+                            actions.push(Action::Lb {
+                                at: at(inst),
+                                from: "draining",
+                                to: "stepping",
+                                lb_epoch: inst.lb_epoch,
+                                lb_ready_at: Some(ready),
+                            })
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            "undraining" => {
+                all_passed = false;
+                let back = lb_state
+                    .as_ref()
+                    .is_none_or(|s| s.applied_epoch >= inst.lb_epoch.unwrap_or(0));
+                if let Some(failure) = lb_state.as_ref().and_then(|s| s.failure.clone()) {
+                    actions.push(Action::Instance {
+                        at: at(inst),
+                        from: "undraining".into(),
+                        to: "failed",
+                        gate_started_at: inst.gate_started_at,
+                        healthy_since: inst.healthy_since,
+                        error: Some(format!("cannot add it back: {failure}")),
+                    });
+                } else if back {
+                    actions.push(Action::Instance {
+                        at: at(inst),
+                        from: "undraining".into(),
+                        to: "passed",
+                        gate_started_at: inst.gate_started_at,
+                        healthy_since: inst.healthy_since,
+                        error: None,
+                    });
+                }
             }
             "pending" | "stepping" => {
                 all_passed = false;
@@ -233,14 +356,7 @@ pub(crate) fn decide(
                             error: None,
                         }
                     } else {
-                        Action::Instance {
-                            at: at(inst),
-                            from: inst.status.clone(),
-                            to: "passed",
-                            gate_started_at: None,
-                            healthy_since: None,
-                            error: None,
-                        }
+                        pass(inst, &inst.status, None, None)
                     }),
                 }
             }
@@ -276,7 +392,7 @@ pub(crate) fn decide(
                     match inst.healthy_since {
                         None => actions.push(gate("gating", Some(now), None)),
                         Some(since) if now - since >= ms(policy.min_healthy_time) => {
-                            actions.push(gate("passed", Some(since), None))
+                            actions.push(pass(inst, "gating", Some(started), Some(since)))
                         }
                         Some(_) => {}
                     }

@@ -78,12 +78,20 @@ async fn next_gate_deadline(
     let policy: decide::UnitPolicy = serde_json::from_value(unit.policy.clone())?;
     let min = i64::try_from(policy.policy.min_healthy_time.as_millis()).unwrap_or(i64::MAX);
     let now = chrono::Utc::now().timestamp_millis();
-    let due = d
+    let grace = policy.load_balancer.as_ref().map_or(0, |lb| {
+        i64::try_from(lb.drain_grace.as_millis()).unwrap_or(i64::MAX)
+    });
+    let gates = d
         .instances
         .iter()
         .filter(|i| i.unit == d.rollout.unit && i.status == "gating")
-        .filter_map(|i| i.healthy_since.map(|since| since.saturating_add(min)))
-        .min();
+        .filter_map(|i| i.healthy_since.map(|since| since.saturating_add(min)));
+    let drains = d
+        .instances
+        .iter()
+        .filter(|i| i.unit == d.rollout.unit && i.status == "draining")
+        .filter_map(|i| i.lb_ready_at.map(|ready| ready.saturating_add(grace)));
+    let due = gates.chain(drains).min();
     Ok(due.map(|at| {
         std::time::Duration::from_millis(u64::try_from((at - now).max(0)).unwrap_or(0) + 5)
     }))
@@ -136,14 +144,66 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
             .filter(|h| h.status == drover_proto::hosts::HostStatus::Down)
             .map(|h| h.id)
             .collect();
+        let lbs = crate::generators::lb_states(state).await?;
         let now = chrono::Utc::now().timestamp_millis();
-        let actions = decide(&detail, &live, &down, now);
+        let actions = decide(&detail, &live, &down, &lbs, now);
         if actions.is_empty() {
             return Ok(());
         }
         let mut moved_unit = false;
         for action in actions {
             match action {
+                Action::Drain { at } => {
+                    let epoch = state
+                        .store
+                        .drain_instance(&at.service, &at.host_id, at.index, execution_id)
+                        .await?;
+                    state
+                        .store
+                        .set_rollout_instance_lb(
+                            &unit_instance(execution_id, &at),
+                            &["pending"],
+                            "draining",
+                            Some(epoch),
+                            None,
+                        )
+                        .await?;
+                    tracing::info!(execution_id, service = %at.service, host_id = %at.host_id, index = at.index, epoch, "draining from the load balancer");
+                }
+                Action::Undrain { at, from } => {
+                    let epoch = state
+                        .store
+                        .undrain_instance(&at.service, &at.host_id, at.index)
+                        .await?;
+                    state
+                        .store
+                        .set_rollout_instance_lb(
+                            &unit_instance(execution_id, &at),
+                            &[from.as_str()],
+                            "undraining",
+                            Some(epoch),
+                            None,
+                        )
+                        .await?;
+                }
+                Action::Lb {
+                    at,
+                    from,
+                    to,
+                    lb_epoch,
+                    lb_ready_at,
+                } => {
+                    state
+                        .store
+                        .set_rollout_instance_lb(
+                            &unit_instance(execution_id, &at),
+                            &[from],
+                            to,
+                            lb_epoch,
+                            lb_ready_at,
+                        )
+                        .await?;
+                }
                 Action::Dispatch { at, pos } => {
                     state
                         .store
@@ -224,6 +284,7 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
                         .store
                         .set_rollout_state(execution_id, &["running"], to, None, None, "system")
                         .await?;
+                    state.store.undrain_execution(execution_id).await?;
                     tracing::info!(execution_id, state = to, "rollout finished");
                 }
                 Action::Fail { error, revert } => {
@@ -246,6 +307,9 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
                     {
                         tracing::warn!(execution_id, %error, "rollout failed");
                     }
+                    if !reverted {
+                        state.store.undrain_execution(execution_id).await?;
+                    }
                 }
             }
         }
@@ -261,6 +325,16 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+fn unit_instance<'a>(execution_id: &'a str, at: &'a decide::At) -> UnitInstance<'a> {
+    UnitInstance {
+        execution_id,
+        unit: at.unit,
+        host_id: &at.host_id,
+        service: &at.service,
+        index: at.index,
+    }
 }
 
 /// Plans the way back for every instance of `service` this rollout touched: toward the

@@ -18,6 +18,7 @@ fn policy(canary: bool, auto_promote: bool) -> serde_json::Value {
             ..RolloutPolicy::default()
         },
         health_check: true,
+        load_balancer: None,
     })
     .expect("json")
 }
@@ -49,6 +50,8 @@ fn inst(unit: i64, host: &str, status: &str) -> InstanceRow {
         gate_started_at: None,
         healthy_since: None,
         error: None,
+        lb_epoch: None,
+        lb_ready_at: None,
     }
 }
 
@@ -127,7 +130,7 @@ fn steps_run_one_at_a_time_in_order() {
         vec![inst(0, "a", "pending")],
         vec![step(0, "a", 0, "pending"), step(0, "a", 1, "pending")],
     );
-    let actions = decide(&d, &LiveMap::new(), &none(), 10);
+    let actions = decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 10);
     assert_eq!(
         actions,
         vec![
@@ -152,7 +155,7 @@ fn steps_run_one_at_a_time_in_order() {
         vec![inst(0, "a", "stepping")],
         vec![step(0, "a", 0, "running"), step(0, "a", 1, "pending")],
     );
-    assert!(decide(&d, &LiveMap::new(), &none(), 10).is_empty());
+    assert!(decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 10).is_empty());
     // First done: the second goes.
     let d = detail(
         0,
@@ -161,7 +164,7 @@ fn steps_run_one_at_a_time_in_order() {
         vec![step(0, "a", 0, "ok"), step(0, "a", 1, "pending")],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), &none(), 10),
+        decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 10),
         vec![Action::Dispatch {
             at: at(0, "a"),
             pos: 1
@@ -178,7 +181,7 @@ fn all_steps_done_starts_the_gate_and_a_failed_step_fails_the_instance() {
         vec![step(0, "a", 0, "ok")],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), &none(), 10),
+        decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 10),
         vec![Action::Instance {
             at: at(0, "a"),
             from: "stepping".into(),
@@ -194,7 +197,7 @@ fn all_steps_done_starts_the_gate_and_a_failed_step_fails_the_instance() {
         vec![inst(0, "a", "stepping")],
         vec![step(0, "a", 0, "ok"), step(0, "a", 1, "failed")],
     );
-    match &decide(&d, &LiveMap::new(), &none(), 10)[..] {
+    match &decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 10)[..] {
         [
             Action::Instance {
                 to: "failed",
@@ -218,7 +221,13 @@ fn gate_needs_min_healthy_time_without_a_break() {
     );
     // Healthy on the target version: the clock starts.
     assert!(matches!(
-        &decide(&d, &live("a", "2", Health::Healthy), &none(), 1000)[..],
+        &decide(
+            &d,
+            &live("a", "2", Health::Healthy),
+            &none(),
+            &LbMap::new(),
+            1000
+        )[..],
         [Action::Instance {
             to: "gating",
             healthy_since: Some(1000),
@@ -226,7 +235,16 @@ fn gate_needs_min_healthy_time_without_a_break() {
         }]
     ));
     // Still on the old version: not healthy for the gate.
-    assert!(decide(&d, &live("a", "1", Health::Healthy), &none(), 1000).is_empty());
+    assert!(
+        decide(
+            &d,
+            &live("a", "1", Health::Healthy),
+            &none(),
+            &LbMap::new(),
+            1000
+        )
+        .is_empty()
+    );
     i.healthy_since = Some(1000);
     let d = detail(
         0,
@@ -235,16 +253,35 @@ fn gate_needs_min_healthy_time_without_a_break() {
         vec![],
     );
     assert!(
-        decide(&d, &live("a", "2", Health::Healthy), &none(), 2500).is_empty(),
+        decide(
+            &d,
+            &live("a", "2", Health::Healthy),
+            &none(),
+            &LbMap::new(),
+            2500
+        )
+        .is_empty(),
         "1.5 s < 2 s"
     );
     assert!(matches!(
-        &decide(&d, &live("a", "2", Health::Healthy), &none(), 3000)[..],
+        &decide(
+            &d,
+            &live("a", "2", Health::Healthy),
+            &none(),
+            &LbMap::new(),
+            3000
+        )[..],
         [Action::Instance { to: "passed", .. }]
     ));
     // Health lost (unknown again): the clock resets.
     assert!(matches!(
-        &decide(&d, &live("a", "2", Health::Unknown), &none(), 2500)[..],
+        &decide(
+            &d,
+            &live("a", "2", Health::Unknown),
+            &none(),
+            &LbMap::new(),
+            2500
+        )[..],
         [Action::Instance {
             to: "gating",
             healthy_since: None,
@@ -259,10 +296,16 @@ fn unhealthy_or_late_fails_the_gate() {
     i.gate_started_at = Some(0);
     let d = detail(0, vec![unit(0, false, false)], vec![i], vec![]);
     assert!(matches!(
-        &decide(&d, &live("a", "2", Health::Unhealthy), &none(), 100)[..],
+        &decide(
+            &d,
+            &live("a", "2", Health::Unhealthy),
+            &none(),
+            &LbMap::new(),
+            100
+        )[..],
         [Action::Instance { to: "failed", .. }]
     ));
-    match &decide(&d, &LiveMap::new(), &none(), 31_000)[..] {
+    match &decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 31_000)[..] {
         [
             Action::Instance {
                 to: "failed",
@@ -280,7 +323,7 @@ fn a_failed_instance_fails_the_rollout_and_reverts_with_auto_revert() {
     i.error = Some("2 is unhealthy".into());
     let d = detail(0, vec![unit(0, false, false)], vec![i], vec![]);
     assert_eq!(
-        decide(&d, &LiveMap::new(), &none(), 5),
+        decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 5),
         vec![Action::Fail {
             error: "web/a#0: 2 is unhealthy".into(),
             revert: Some("web".into()),
@@ -290,7 +333,7 @@ fn a_failed_instance_fails_the_rollout_and_reverts_with_auto_revert() {
     let mut d2 = d.clone();
     d2.rollout.reverting = true;
     assert!(matches!(
-        &decide(&d2, &LiveMap::new(), &none(), 5)[..],
+        &decide(&d2, &LiveMap::new(), &none(), &LbMap::new(), 5)[..],
         [Action::Fail { revert: None, .. }]
     ));
 }
@@ -306,7 +349,7 @@ fn units_advance_await_promotion_and_finish() {
         vec![],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), &none(), 5),
+        decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 5),
         vec![Action::AwaitPromotion { unit: 1 }]
     );
     // With auto_promote: go on.
@@ -317,7 +360,7 @@ fn units_advance_await_promotion_and_finish() {
         vec![],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), &none(), 5),
+        decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 5),
         vec![Action::Advance { unit: 1 }]
     );
     // Last unit passed: finish.
@@ -328,7 +371,7 @@ fn units_advance_await_promotion_and_finish() {
         vec![],
     );
     assert_eq!(
-        decide(&d, &LiveMap::new(), &none(), 5),
+        decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 5),
         vec![Action::Finish]
     );
     // Paused rollouts decide nothing.
@@ -339,7 +382,7 @@ fn units_advance_await_promotion_and_finish() {
         vec![step(0, "a", 0, "pending")],
     );
     d.rollout.state = "paused".into();
-    assert!(decide(&d, &LiveMap::new(), &none(), 5).is_empty());
+    assert!(decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 5).is_empty());
 }
 
 #[test]
@@ -350,7 +393,7 @@ fn no_progress_within_the_deadline_fails() {
         vec![inst(0, "a", "stepping")],
         vec![step(0, "a", 0, "running")],
     );
-    match &decide(&d, &LiveMap::new(), &none(), 301_000)[..] {
+    match &decide(&d, &LiveMap::new(), &none(), &LbMap::new(), 301_000)[..] {
         [
             Action::Fail {
                 error,
@@ -370,7 +413,7 @@ fn an_instance_on_a_host_that_is_down_fails_at_once() {
         vec![step(0, "a", 0, "dispatched")],
     );
     let down: std::collections::HashSet<String> = ["a".to_string()].into();
-    match &decide(&d, &LiveMap::new(), &down, 5)[..] {
+    match &decide(&d, &LiveMap::new(), &down, &LbMap::new(), 5)[..] {
         [
             Action::Instance {
                 to: "failed",
@@ -380,4 +423,152 @@ fn an_instance_on_a_host_that_is_down_fails_at_once() {
         ] => assert!(e.contains("host a is down"), "{e}"),
         other => panic!("{other:?}"),
     }
+}
+
+fn lb_unit() -> UnitRow {
+    let mut u = unit(0, false, true);
+    u.policy = serde_json::to_value(UnitPolicy {
+        policy: RolloutPolicy {
+            min_healthy_time: Duration::from_secs(2),
+            healthy_deadline: Duration::from_secs(30),
+            progress_deadline: Duration::from_secs(300),
+            auto_promote: true,
+            ..RolloutPolicy::default()
+        },
+        health_check: true,
+        load_balancer: Some(drover_core::model::LoadBalancer {
+            generator: "haproxy".into(),
+            drain: true,
+            drain_grace: Duration::from_millis(500),
+        }),
+    })
+    .expect("json");
+    u
+}
+
+fn lbs(applied_epoch: i64, failure: Option<&str>) -> LbMap {
+    let mut m = LbMap::new();
+    m.insert(
+        "haproxy".into(),
+        crate::generators::LbState {
+            applied_epoch,
+            failure: failure.map(str::to_string),
+        },
+    );
+    m
+}
+
+#[test]
+fn a_running_instance_leaves_its_pool_before_its_first_step() {
+    let live = live("a", "1", Health::Healthy);
+    let d = detail(
+        0,
+        vec![lb_unit()],
+        vec![inst(0, "a", "pending")],
+        vec![step(0, "a", 0, "pending")],
+    );
+    assert_eq!(
+        decide(&d, &live, &none(), &lbs(0, None), 10),
+        [Action::Drain { at: at(0, "a") }]
+    );
+    // Nothing is dispatched while the pool without it is not live everywhere.
+    let mut draining = inst(0, "a", "draining");
+    draining.lb_epoch = Some(7);
+    let d = detail(
+        0,
+        vec![lb_unit()],
+        vec![draining.clone()],
+        vec![step(0, "a", 0, "pending")],
+    );
+    assert!(decide(&d, &live, &none(), &lbs(6, None), 10).is_empty());
+    // Live: the grace starts…
+    assert_eq!(
+        decide(&d, &live, &none(), &lbs(7, None), 10),
+        [Action::Lb {
+            at: at(0, "a"),
+            from: "draining",
+            to: "draining",
+            lb_epoch: Some(7),
+            lb_ready_at: Some(10)
+        }]
+    );
+    // …and only when it is over do the steps start.
+    draining.lb_ready_at = Some(10);
+    let d = detail(
+        0,
+        vec![lb_unit()],
+        vec![draining],
+        vec![step(0, "a", 0, "pending")],
+    );
+    assert!(decide(&d, &live, &none(), &lbs(7, None), 400).is_empty());
+    assert_eq!(
+        decide(&d, &live, &none(), &lbs(7, None), 510),
+        [Action::Lb {
+            at: at(0, "a"),
+            from: "draining",
+            to: "stepping",
+            lb_epoch: Some(7),
+            lb_ready_at: Some(10)
+        }]
+    );
+    // A load balancer that refuses its config fails the instance, naming why.
+    match &decide(&d, &live, &none(), &lbs(6, Some("haproxy -c: bad")), 510)[..] {
+        [
+            Action::Instance {
+                to: "failed",
+                error: Some(e),
+                ..
+            },
+        ] => {
+            assert!(e.contains("haproxy -c: bad"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_drained_instance_rejoins_after_its_gate_and_then_passes() {
+    let mut gating = inst(0, "a", "gating");
+    gating.lb_epoch = Some(7);
+    gating.gate_started_at = Some(0);
+    gating.healthy_since = Some(0);
+    let d = detail(
+        0,
+        vec![lb_unit()],
+        vec![gating],
+        vec![step(0, "a", 0, "ok")],
+    );
+    let live2 = live("a", "2", Health::Healthy);
+    assert_eq!(
+        decide(&d, &live2, &none(), &lbs(7, None), 3_000),
+        [Action::Undrain {
+            at: at(0, "a"),
+            from: "gating".into()
+        }]
+    );
+    let mut back = inst(0, "a", "undraining");
+    back.lb_epoch = Some(8);
+    let d = detail(0, vec![lb_unit()], vec![back], vec![step(0, "a", 0, "ok")]);
+    // Not passed (and the unit not finished) until the pool with it is live.
+    assert!(decide(&d, &live2, &none(), &lbs(7, None), 3_000).is_empty());
+    let actions = decide(&d, &live2, &none(), &lbs(8, None), 3_000);
+    assert!(
+        matches!(&actions[..], [Action::Instance { to: "passed", .. }]),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn an_instance_that_is_not_running_is_not_drained() {
+    let d = detail(
+        0,
+        vec![lb_unit()],
+        vec![inst(0, "a", "pending")],
+        vec![step(0, "a", 0, "pending")],
+    );
+    let actions = decide(&d, &LiveMap::new(), &none(), &lbs(0, None), 10);
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Dispatch { .. })),
+        "{actions:?}"
+    );
 }
