@@ -40,3 +40,61 @@ pub struct ProviderState {
     /// Last good sync (Unix ms).
     pub last_ok_at: Option<i64>,
 }
+
+/// A generator's state on one target host (`GET /generators`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorHost {
+    /// Host name.
+    pub host: String,
+    /// `pending`, `ok`, `failed` (check or reload said no; the old file stays) or
+    /// `error` (not delivered).
+    pub status: String,
+    /// SHA-256 of the content live there.
+    pub applied_sha256: Option<String>,
+    /// Why the last write failed.
+    pub error: Option<String>,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+}
+
+/// A generator of the applied model with its outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorInfo {
+    /// Name.
+    pub name: String,
+    /// Target selector.
+    pub targets: String,
+    /// Destination path on the targets.
+    pub path: String,
+    /// Check command, as written in the model.
+    pub check: Option<String>,
+    /// Reload command.
+    pub reload: Option<String>,
+    /// Per target host (hosts it wrote on before and targets not yet written).
+    pub hosts: Vec<GeneratorHost>,
+}
+
+/// What a generator would write on one host now (`GET /generators/{name}/render`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorPreview {
+    /// Host name.
+    pub host: String,
+    /// The rendered content, when the template rendered.
+    pub content: Option<String>,
+    /// Its SHA-256.
+    pub sha256: Option<String>,
+    /// Why the template did not render.
+    pub error: Option<String>,
+    /// True when it equals what is live there.
+    pub unchanged: bool,
+    /// Unified diff from the live content (empty when unchanged; the whole file as
+    /// added lines when nothing was written there yet).
+    pub diff: String,
+}
+
+/// Answer of `POST /generators/{name}/apply`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorApplied {
+    /// `generate` executions started (empty when every target was up to date).
+    pub executions: Vec<String>,
+}

@@ -75,7 +75,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::internal(e)
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            e => ApiError::internal(e),
+        }
     }
 }
 

@@ -10,6 +10,8 @@ mod auth;
 mod bootstrap;
 mod error;
 mod extract;
+mod generators;
+pub mod inventory;
 mod monitor;
 mod rollout;
 mod state;
@@ -123,8 +125,11 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         config: config.clone(),
         shutdown: shutdown.clone(),
         reconciler: Default::default(),
+        generators: Default::default(),
     });
     monitor::spawn(state.clone());
+    generators::spawn(state.clone());
+    inventory::sync::spawn(state.clone());
     let app = api::router(state.clone());
     tracing::info!(%addr, store = store.dialect().as_str(), "controller listening");
     // Small writes (SSE events, long-poll answers) must leave at once: without

@@ -15,6 +15,8 @@ pub(crate) struct AppState {
     pub shutdown: CancellationToken,
     /// `reconcile: auto` bookkeeping.
     pub reconciler: crate::rollout::Reconciler,
+    /// Generator passes, one at a time.
+    pub generators: crate::generators::Generators,
 }
 
 impl AppState {

@@ -64,6 +64,7 @@ pub(crate) async fn create_run(
         .map(|h| NewTarget {
             host_id: h.id,
             host_name: h.name,
+            command: None,
         })
         .collect();
     if targets.is_empty() {
@@ -432,6 +433,7 @@ pub(crate) async fn logs(
             targets: vec![NewTarget {
                 host_id: host.id,
                 host_name: host.name,
+                command: None,
             }],
         })
         .await?;

@@ -5,7 +5,9 @@ mod artifacts;
 pub(crate) mod deploy;
 mod events;
 mod executions;
+mod generators;
 mod hosts;
+mod inventory;
 mod paging;
 mod tokens;
 
@@ -30,6 +32,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/hosts", get(hosts::list))
         .route("/hosts/{host}", get(hosts::get))
+        .route("/hosts/{host}/history", get(inventory::history))
+        .route("/hosts/{host}/{verb}", post(inventory::drain))
+        .route("/providers", get(inventory::providers))
+        .route("/providers/{name}/sync", post(inventory::sync))
         .route("/runs", post(executions::create_run))
         .route("/logs", post(executions::logs))
         .route("/executions", get(executions::list))
@@ -48,6 +54,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/rollback", post(deploy::rollback))
         .route("/rollouts/{id}", get(deploy::get_rollout))
         .route("/rollouts/{id}/{verb}", post(deploy::control_rollout))
+        .route("/generators", get(generators::list))
+        .route("/generators/{name}/render", get(generators::render))
+        .route("/generators/{name}/apply", post(generators::apply))
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/agent/enroll", post(agent::enroll))

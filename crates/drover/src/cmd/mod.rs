@@ -7,6 +7,7 @@ mod demo;
 mod demo_service;
 mod events;
 mod executions;
+mod generators;
 mod hosts;
 mod login;
 mod logs;
@@ -106,6 +107,8 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Show a service instance's logs, from its agent.
     Logs(logs::LogsArgs),
+    /// Config rendered from the live inventory (HAProxy and the like): list, preview, apply.
+    Generators(generators::GeneratorsArgs),
     /// The HTTP service `drover demo` deploys (internal).
     #[command(hide = true)]
     DemoService(demo_service::DemoServiceArgs),
@@ -130,6 +133,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Apply(a) => rollout::apply(a).await,
         Command::Rollout(a) => rollout::rollout(a).await,
         Command::Logs(a) => logs::run(a).await,
+        Command::Generators(a) => generators::run(a).await,
         Command::DemoService(a) => demo_service::run(a).await,
     };
     match result {

@@ -1,0 +1,155 @@
+//! Generators: list with their outputs, preview a render with its diff, apply now.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use drover_proto::auth::Role;
+use drover_proto::inventory::{GeneratorApplied, GeneratorHost, GeneratorInfo, GeneratorPreview};
+use serde::Deserialize;
+
+use crate::auth::ApiCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Params;
+use crate::generators::{self, context};
+use crate::state::AppState;
+
+async fn current_model(state: &AppState) -> ApiResult<drover_core::model::Model> {
+    let Some(version) = state.store.current_model_version().await? else {
+        // No model applied yet: the empty model (which always loads).
+        return drover_core::model::load(&[])
+            .map_err(|_| ApiError::internal("the empty model did not load"));
+    };
+    super::deploy::load_model(&super::deploy::to_model_files(&version.files))
+}
+
+/// `GET /generators`: every generator of the applied model and its state per host.
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+) -> ApiResult<Json<Vec<GeneratorInfo>>> {
+    let model = current_model(&state).await?;
+    let hosts = state.store.list_hosts().await?;
+    let outputs = state.store.generator_outputs(None).await?;
+    let mut out = Vec::new();
+    for g in model.generators.values() {
+        let mut rows: Vec<GeneratorHost> = outputs
+            .iter()
+            .filter(|o| o.generator == g.name)
+            .map(|o| GeneratorHost {
+                host: o.host_name.clone(),
+                status: o.status.clone(),
+                applied_sha256: o.applied_sha.clone(),
+                error: o.error.clone(),
+                updated_at: o.updated_at,
+            })
+            .collect();
+        for h in context::targets(g, &hosts) {
+            if !rows.iter().any(|r| r.host == h.name) {
+                rows.push(GeneratorHost {
+                    host: h.name.clone(),
+                    status: "new".into(),
+                    applied_sha256: None,
+                    error: None,
+                    updated_at: 0,
+                });
+            }
+        }
+        rows.sort_by(|a, b| a.host.cmp(&b.host));
+        out.push(GeneratorInfo {
+            name: g.name.clone(),
+            targets: g.targets.clone(),
+            path: g.path.clone(),
+            check: g.check.clone(),
+            reload: g.reload.clone(),
+            hosts: rows,
+        });
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenderParams {
+    #[serde(default)]
+    host: Option<String>,
+}
+
+/// `GET /generators/{name}/render[?host=H]`: what would be written, and the diff
+/// against what is live. Writes nothing.
+pub(crate) async fn render(
+    State(state): State<Arc<AppState>>,
+    _caller: ApiCaller,
+    Path(name): Path<String>,
+    Params(p): Params<RenderParams>,
+) -> ApiResult<Json<Vec<GeneratorPreview>>> {
+    if let Some(h) = &p.host
+        && state.store.get_host_by_name(h).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!("no host `{h}`")));
+    }
+    let previews = generators::preview(&state, &name, p.host.as_deref())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no generator `{name}` in the applied model"))
+        })?;
+    Ok(Json(
+        previews
+            .into_iter()
+            .map(|pv| {
+                let live = pv.live.clone().unwrap_or_default();
+                match pv.rendered {
+                    Ok(r) => {
+                        let unchanged = pv.live.as_deref() == Some(r.content.as_str());
+                        let diff = if unchanged {
+                            String::new()
+                        } else {
+                            similar::TextDiff::from_lines(live.as_str(), r.content.as_str())
+                                .unified_diff()
+                                .context_radius(3)
+                                .header(&format!("{}:live", pv.host), &format!("{}:new", pv.host))
+                                .to_string()
+                        };
+                        GeneratorPreview {
+                            host: pv.host,
+                            content: Some(r.content),
+                            sha256: Some(r.sha256),
+                            error: None,
+                            unchanged,
+                            diff,
+                        }
+                    }
+                    Err(e) => GeneratorPreview {
+                        host: pv.host,
+                        content: None,
+                        sha256: None,
+                        error: Some(e),
+                        unchanged: false,
+                        diff: String::new(),
+                    },
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /generators/{name}/apply`: render and write now (also bytes a check refused
+/// before: for after the cause was fixed on the host).
+pub(crate) async fn apply(
+    State(state): State<Arc<AppState>>,
+    caller: ApiCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<GeneratorApplied>> {
+    caller.require(Role::Operator)?;
+    let model = current_model(&state).await?;
+    if !model.generators.contains_key(&name) {
+        return Err(ApiError::not_found(format!(
+            "no generator `{name}` in the applied model"
+        )));
+    }
+    let executions = generators::pass(&state, Some(&name), &caller.name, true)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(GeneratorApplied { executions }))
+}
