@@ -23,6 +23,7 @@ mod output;
 mod process;
 mod report;
 mod services;
+mod write_file;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -578,6 +579,12 @@ impl Agent {
         } = cmd;
         let (argv, timeout) = match spec {
             CommandSpec::Exec { argv, timeout_ms } => (argv, timeout_ms.map(Duration::from_millis)),
+            write @ CommandSpec::WriteFile { .. } => {
+                if let Some(req) = write_file::Request::from_spec(write) {
+                    self.start_write_file(id, execution_id, req);
+                }
+                return;
+            }
             other => {
                 self.start_service_command(id, execution_id, other);
                 return;
@@ -600,17 +607,22 @@ impl Agent {
         let task_id = id.clone();
         let task_cancel = cancel.clone();
         self.spawn_tracked(id, cancel, async move {
-            let env = vec![
-                ("DROVER_HOST".to_string(), agent.host_name.clone()),
-                ("DROVER_HOST_ID".to_string(), agent.host_id.clone()),
-                ("DROVER_EXECUTION_ID".to_string(), execution_id),
-                ("DROVER_COMMAND_ID".to_string(), task_id.clone()),
-            ];
+            let env = agent.command_env(execution_id, &task_id);
             agent
                 .run_command(&task_id, argv, &env, timeout, task_cancel)
                 .await;
             agent.active().remove(&task_id);
         });
+    }
+
+    /// The variables a command's processes get on top of the agent's environment.
+    fn command_env(&self, execution_id: String, id: &str) -> Vec<(String, String)> {
+        vec![
+            ("DROVER_HOST".to_string(), self.host_name.clone()),
+            ("DROVER_HOST_ID".to_string(), self.host_id.clone()),
+            ("DROVER_EXECUTION_ID".to_string(), execution_id),
+            ("DROVER_COMMAND_ID".to_string(), id.to_string()),
+        ]
     }
 
     async fn run_command(
@@ -646,6 +658,65 @@ impl Agent {
         self.conclude(id, result, result_tx, sender).await;
     }
 
+    /// Starts installing a generated file ([`CommandSpec::WriteFile`]) in a task of its
+    /// own; at most once, like every command.
+    fn start_write_file(
+        self: &Arc<Self>,
+        id: String,
+        execution_id: String,
+        req: write_file::Request,
+    ) {
+        if let Err(e) = self.journal.mark_started(&id) {
+            tracing::error!(command = %id, error = %e, "cannot journal the command; not running it");
+            let result = error_result(format!("cannot write the agent's command journal: {e}"));
+            self.spawn_report(id, result, false);
+            return;
+        }
+        tracing::info!(
+            command = %id,
+            execution = %execution_id,
+            generator = %req.generator,
+            path = %req.path,
+            "installing a generated file"
+        );
+        let cancel = CancellationToken::new();
+        let agent = self.clone();
+        let task_id = id.clone();
+        let task_cancel = cancel.clone();
+        self.spawn_tracked(id, cancel, async move {
+            let env = agent.command_env(execution_id, &task_id);
+            agent
+                .run_write_file(&task_id, &req, &env, task_cancel)
+                .await;
+            agent.active().remove(&task_id);
+        });
+    }
+
+    async fn run_write_file(
+        self: &Arc<Self>,
+        id: &str,
+        req: &write_file::Request,
+        env: &[(String, String)],
+        cancel: CancellationToken,
+    ) {
+        let output = OutputBuffer::new(MAX_UNSENT);
+        let (started_tx, started_rx) = oneshot::channel();
+        let (result_tx, result_rx) = oneshot::channel();
+        let sender = tokio::spawn(report::send_in_order(
+            self.channel.clone(),
+            id.to_string(),
+            started_rx,
+            output.clone(),
+            result_rx,
+            self.shutdown.clone(),
+        ));
+        // The agent does the work itself (check and reload are children of the step).
+        let _ = started_tx.send(None);
+        let exit = write_file::run(req, env, &output, &cancel, &self.shutdown).await;
+        let result = exit.into_result(output.next_seq());
+        self.conclude(id, result, result_tx, sender).await;
+    }
+
     /// Starts a deploy command (a transition or a log stream), run by the service
     /// manager in a task of its own.
     fn start_service_command(
@@ -673,6 +744,7 @@ impl Agent {
             ),
             CommandSpec::Logs { service, index, .. } => format!("logs {service}#{index}"),
             CommandSpec::Exec { .. } => "exec".to_string(),
+            CommandSpec::WriteFile { path, .. } => format!("write-file {path}"),
         };
         tracing::info!(command = %id, execution = %execution_id, step = %what, "running deploy command");
         let cancel = CancellationToken::new();
@@ -733,9 +805,9 @@ impl Agent {
                     .logs(&service, index, tail, follow, &output, &stop)
                     .await
             }
-            CommandSpec::Exec { .. } => Err(services::StepError::error(
-                "not a deploy command".to_string(),
-            )),
+            CommandSpec::Exec { .. } | CommandSpec::WriteFile { .. } => Err(
+                services::StepError::error("not a deploy command".to_string()),
+            ),
         };
         forward.abort();
         output.close();

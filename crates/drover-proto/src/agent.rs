@@ -152,6 +152,45 @@ pub enum CommandSpec {
         /// Keep streaming new lines.
         follow: bool,
     },
+    /// Install a generated file: stage it, check it, swap it in atomically, reload.
+    ///
+    /// The agent writes `content` to the staged path `<path>.drover-staged` (same
+    /// directory, so the swap is an atomic rename), runs `check` on it, keeps the old
+    /// file as `<path>.drover-prev`, renames the staged file over `path` and runs
+    /// `reload`. Content identical to the current file changes nothing and runs neither
+    /// command. The result's exit code is 0 on success (or when unchanged), the
+    /// checker's or reloader's exit code (1 if it had none) when one of them failed, and
+    /// 2 for a refused request (bad path, sha256 mismatch).
+    WriteFile {
+        /// Generator that produced it (for messages).
+        generator: String,
+        /// Absolute destination path (no `..` components).
+        path: String,
+        /// The full new content.
+        content: String,
+        /// SHA-256 (hex) of `content`.
+        sha256: String,
+        /// Shell command (`sh -c`) run on the staged file; exit 0 = valid.
+        ///
+        /// The staged path is always `format!("{path}.drover-staged")`, and the
+        /// controller has already replaced the literal text `{staged}` in this command
+        /// with it (the agent does no substitution).
+        #[serde(default)]
+        check: Option<String>,
+        /// Shell command (`sh -c`) run after the file changed.
+        #[serde(default)]
+        reload: Option<String>,
+        /// Kill check/reload (their whole process group) after this many milliseconds.
+        timeout_ms: u64,
+    },
+}
+
+impl CommandSpec {
+    /// The staged path [`CommandSpec::WriteFile`] writes first and `check` validates:
+    /// `<path>.drover-staged`.
+    pub fn write_file_staged_path(path: &str) -> String {
+        format!("{path}.drover-staged")
+    }
 }
 
 /// Which pipe a chunk of output came from.
