@@ -85,7 +85,9 @@ const ERROR_FIXTURES: &[(&str, &[&str])] = &[
     ),
     (
         "missing_kind",
-        &["model.yaml:1:1: kind: missing field `kind`; expected service, hostclass, host, provider or generator"],
+        &[
+            "model.yaml:1:1: kind: missing field `kind`; expected service, hostclass, host, provider or generator",
+        ],
     ),
     (
         "unknown_kind",

@@ -27,6 +27,22 @@ pub mod types {
     pub const HOST_UP: &str = "host.up";
     /// A host missed its heartbeats.
     pub const HOST_DOWN: &str = "host.down";
+    /// A host became known (enrolled, or listed by an inventory provider).
+    pub const HOST_ADDED: &str = "host.added";
+    /// A host's provider fields, labels, facts or status changed (payload: `changes`).
+    pub const HOST_CHANGED: &str = "host.changed";
+    /// A host known only from its provider is no longer listed.
+    pub const HOST_REMOVED: &str = "host.removed";
+    /// A host was drained (taken out of service).
+    pub const HOST_DRAINED: &str = "host.drained";
+    /// A drained host was put back into service.
+    pub const HOST_UNDRAINED: &str = "host.undrained";
+    /// An inventory provider's sync failed (its hosts are kept, marked stale).
+    pub const PROVIDER_FAILED: &str = "provider.failed";
+    /// An inventory provider synced again after failing.
+    pub const PROVIDER_RECOVERED: &str = "provider.recovered";
+    /// An inventory provider's sync changed hosts (payload: counts).
+    pub const PROVIDER_SYNCED: &str = "provider.synced";
     /// An execution was recorded.
     pub const EXECUTION_REQUESTED: &str = "execution.requested";
     /// An execution's first command was dispatched.
@@ -57,4 +73,11 @@ pub mod types {
     pub const MODEL_APPLIED: &str = "model.applied";
     /// The controller started (payload: version, store kind).
     pub const CONTROLLER_STARTED: &str = "controller.started";
+    /// A generator's output was written on a host (and reloaded).
+    pub const GENERATOR_APPLIED: &str = "generator.applied";
+    /// A generator's output was refused on a host: its check failed, the reload failed,
+    /// or it could not be delivered. The old file stays.
+    pub const GENERATOR_FAILED: &str = "generator.failed";
+    /// A generator's template did not render; nothing was written.
+    pub const GENERATOR_RENDER_FAILED: &str = "generator.render_failed";
 }

@@ -22,6 +22,9 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// No such thing (a host by that name or id…).
+    #[error("{0}")]
+    NotFound(String),
     /// The change conflicts with the current state.
     #[error("{0}")]
     Conflict(String),

@@ -100,6 +100,51 @@ pub(crate) async fn append_in(
     Ok(id)
 }
 
+/// Parameters per event of [`append_many_in`].
+const EVENT_PARAMS: usize = 4;
+
+/// Appends several events inside an open transaction, a few hundred per statement, and
+/// returns their ids. Same lock and order rules as [`append_in`].
+pub(crate) async fn append_many_in(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    events: &[NewEvent],
+) -> Result<Vec<i64>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(EVENTS_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let now = now_ms();
+    let mut ids = Vec::with_capacity(events.len());
+    for chunk in events.chunks(dialect.batch_rows(EVENT_PARAMS)) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let b = i * EVENT_PARAMS;
+                format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql =
+            sql!("INSERT INTO events (time, type, actor, payload) VALUES {values} RETURNING id");
+        let mut q = sqlx::query_as::<_, (i64,)>(sql);
+        for ev in chunk {
+            q = q
+                .bind(now)
+                .bind(ev.kind.clone())
+                .bind(ev.actor.clone())
+                .bind(to_json(&ev.payload));
+        }
+        ids.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 impl Store {
     /// Appends an event and tells waiters.
     pub async fn append_event(&self, ev: NewEvent) -> Result<i64> {

@@ -32,6 +32,9 @@ pub struct NewTarget {
     pub host_id: String,
     /// Host name (kept as it was at the time of the run).
     pub host_name: String,
+    /// This target's own command, instead of the execution's (a generator writes
+    /// different bytes per host).
+    pub command: Option<CommandSpec>,
 }
 
 /// An execution to record.
@@ -192,8 +195,20 @@ impl Store {
     /// Records an execution and its targets (all `pending`) with an
     /// `execution.requested` event.
     pub async fn create_execution(&self, new: &NewExecution) -> Result<Execution> {
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
+        let event_id = self.insert_execution(&mut tx, new).await?;
+        tx.commit().await?;
+        self.notifier.publish(Notice::Event { id: event_id });
+        self.notifier.publish(Notice::Execution {
+            execution_id: new.id.clone(),
+        });
+        self.get_execution_row(&new.id).await
+    }
+
+    /// The writes of [`create_execution`](Self::create_execution), inside `tx`. Returns
+    /// the id of its `execution.requested` event; the caller publishes the notices.
+    pub(crate) async fn insert_execution(&self, tx: &mut Tx, new: &NewExecution) -> Result<i64> {
+        let now = now_ms();
         sqlx::query(sql!(
             "INSERT INTO executions ({EXEC_COLUMNS}) \
              VALUES ($1, $2, 'requested', $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL)"
@@ -207,22 +222,23 @@ impl Store {
         .bind(new.parallel.map(i64::from))
         .bind(new.timeout_ms.map(to_i64))
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         for (ord, t) in new.targets.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO targets (execution_id, host_id, ord, host_name, status) \
-                 VALUES ($1, $2, $3, $4, 'pending')",
+                "INSERT INTO targets (execution_id, host_id, ord, host_name, status, command) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5)",
             )
             .bind(&new.id)
             .bind(&t.host_id)
             .bind(to_i64(ord as u64))
             .bind(&t.host_name)
-            .execute(&mut *tx)
+            .bind(t.command.as_ref().map(to_json))
+            .execute(&mut **tx)
             .await?;
         }
-        let event_id = append_in(
-            &mut tx,
+        append_in(
+            tx,
             self.dialect,
             &NewEvent::new(
                 types::EXECUTION_REQUESTED,
@@ -236,16 +252,10 @@ impl Store {
                 }),
             ),
         )
-        .await?;
-        tx.commit().await?;
-        self.notifier.publish(Notice::Event { id: event_id });
-        self.notifier.publish(Notice::Execution {
-            execution_id: new.id.clone(),
-        });
-        self.get_execution_row(&new.id).await
+        .await
     }
 
-    async fn get_execution_row(&self, id: &str) -> Result<Execution> {
+    pub(crate) async fn get_execution_row(&self, id: &str) -> Result<Execution> {
         self.get_execution(id).await?.ok_or_else(|| {
             crate::StoreError::Conflict(format!("execution {id} vanished after write"))
         })
@@ -286,9 +296,11 @@ impl Store {
 
         // Targets whose host is down will not be reached.
         sqlx::query(
-            "UPDATE targets SET status = 'unreachable', error = 'host is down', finished_at = $1 \
+            "UPDATE targets SET status = 'unreachable', \
+             error = CASE WHEN (SELECT status FROM hosts WHERE hosts.id = targets.host_id) \
+             = 'missing' THEN 'host has no agent' ELSE 'host is down' END, finished_at = $1 \
              WHERE execution_id = $2 AND status = 'pending' \
-             AND host_id IN (SELECT id FROM hosts WHERE status = 'down')",
+             AND host_id IN (SELECT id FROM hosts WHERE status IN ('down', 'missing'))",
         )
         .bind(now)
         .bind(execution_id)
@@ -306,16 +318,16 @@ impl Store {
             u32::try_from(in_flight).unwrap_or(u32::MAX),
         );
         if free > 0 {
-            let pending: Vec<(String,)> = sqlx::query_as(
-                "SELECT host_id FROM targets WHERE execution_id = $1 AND status = 'pending' \
-                 ORDER BY ord LIMIT $2",
+            let pending: Vec<(String, Option<String>)> = sqlx::query_as(
+                "SELECT host_id, command FROM targets WHERE execution_id = $1 \
+                 AND status = 'pending' ORDER BY ord LIMIT $2",
             )
             .bind(execution_id)
             .bind(i64::from(free))
             .fetch_all(&mut *tx)
             .await?;
             let deadline = timeout.map(|t| now + t + DEADLINE_GRACE_MS);
-            for (host_id,) in pending {
+            for (host_id, own) in pending {
                 let command_id = uuid::Uuid::now_v7().to_string();
                 sqlx::query(
                     "INSERT INTO commands (id, execution_id, host_id, spec, status, created_at) \
@@ -324,7 +336,7 @@ impl Store {
                 .bind(&command_id)
                 .bind(execution_id)
                 .bind(&host_id)
-                .bind(&command)
+                .bind(own.as_deref().unwrap_or(&command))
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;

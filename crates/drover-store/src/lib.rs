@@ -21,10 +21,16 @@ mod artifacts;
 mod error;
 mod events;
 mod executions;
+mod generators;
+mod host_changes;
+mod host_rows;
 mod hosts;
 mod instances;
+mod inventory;
+mod lb;
 mod models;
 mod notify;
+mod providers;
 mod rollouts;
 mod rows;
 mod tokens;
@@ -41,8 +47,11 @@ pub use events::{EventFilter, EventOrder, NewEvent};
 pub use executions::{
     DispatchedCommand, ExecutionFilter, NewExecution, NewTarget, OutputAccepted, Settled,
 };
+pub use generators::{GenerateItem, GeneratorOutput};
 pub use hosts::{Enrolled, HeartbeatOutcome};
 pub use instances::LiveRow;
+pub use inventory::{INSTANCE_ID_LABEL, SyncOutcome};
+pub use lb::DrainRow;
 pub use models::{ModelVersion, StoredFile};
 pub use notify::{Notice, Notifier};
 pub use rollouts::{
@@ -79,6 +88,21 @@ impl Dialect {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
             Dialect::Postgres => "BEGIN",
         }
+    }
+
+    /// Parameters per statement of a batched write (a multi-row `INSERT`, an `IN` list).
+    /// PostgreSQL gains from big batches (fewer round trips); sqlx's SQLite driver binds
+    /// `$N` parameters in time that grows with their number, so smaller ones are faster.
+    fn batch_params(self) -> usize {
+        match self {
+            Dialect::Sqlite => 500,
+            Dialect::Postgres => 16_000,
+        }
+    }
+
+    /// Rows of `params` parameters each per batched statement (at least one).
+    pub(crate) fn batch_rows(self, params: usize) -> usize {
+        (self.batch_params() / params.max(1)).max(1)
     }
 
     /// Suffix of a `SELECT` that locks the rows it reads until the transaction ends, so

@@ -53,6 +53,16 @@ pub enum Notice {
         /// Its id.
         id: i64,
     },
+    /// Instances were drained or put back (generators render again).
+    Drains {
+        /// The new drain epoch.
+        epoch: i64,
+    },
+    /// A generator's output on a host was applied or failed.
+    Generator {
+        /// Generator name.
+        generator: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]

@@ -165,6 +165,11 @@ pub struct InstanceRow {
     pub healthy_since: Option<i64>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Drain epoch its load balancer must reach (set when it was drained or added
+    /// back); `None` when the load balancer was not involved.
+    pub lb_epoch: Option<i64>,
+    /// When its load balancer reached `lb_epoch` (the drain grace starts then).
+    pub lb_ready_at: Option<i64>,
 }
 
 /// A step's row.
@@ -442,6 +447,8 @@ impl Store {
                 gated: r.try_get::<i64, _>("gated")? != 0,
                 status: r.try_get("status")?,
                 gate_started_at: r.try_get("gate_started_at")?,
+                lb_epoch: r.try_get("lb_epoch")?,
+                lb_ready_at: r.try_get("lb_ready_at")?,
                 healthy_since: r.try_get("healthy_since")?,
                 error: r.try_get("error")?,
             })

@@ -23,10 +23,11 @@ use drover_proto::events::types;
 use drover_proto::executions::{
     ExecutionStatus, STORED_OUTPUT_LIMIT, TRUNCATION_MARKER, TargetCounts, TargetStatus,
 };
-use drover_proto::hosts::HostStatus;
+use drover_proto::hosts::{Host, HostStatus};
+use drover_proto::inventory::DiscoveredHost;
 use drover_store::{
-    Dialect, EventFilter, EventOrder, ExecutionFilter, NewEvent, NewToken, Notice, Store,
-    StoreError, StoredFile,
+    Dialect, EventFilter, EventOrder, ExecutionFilter, INSTANCE_ID_LABEL, NewEvent, NewToken,
+    Notice, Store, StoreError, StoredFile, SyncOutcome,
 };
 use serde_json::json;
 
@@ -2470,6 +2471,8 @@ async fn list_output_order_and_cursor(ctx: Ctx) {
 async fn events_follower_sees_every_event(ctx: Ctx) {
     const WRITERS: usize = 8;
     const EACH: usize = 40;
+    // An enrollment appends two events (host.added, host.registered).
+    const TOTAL: usize = WRITERS * EACH + WRITERS * EACH / 10;
     let other = ctx.connect_again().await;
     let mut writers = Vec::new();
     for w in 0..WRITERS {
@@ -2509,7 +2512,7 @@ async fn events_follower_sees_every_event(ctx: Ctx) {
             let mut seen = Vec::new();
             let mut cursor = None;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while seen.len() < WRITERS * EACH && tokio::time::Instant::now() < deadline {
+            while seen.len() < TOTAL && tokio::time::Instant::now() < deadline {
                 let page = st
                     .list_events(&filter(None, EventOrder::Asc, cursor, 1_000))
                     .await
@@ -2532,7 +2535,7 @@ async fn events_follower_sees_every_event(ctx: Ctx) {
         .iter()
         .map(|e| e.id)
         .collect();
-    assert_eq!(all.len(), WRITERS * EACH);
+    assert_eq!(all.len(), TOTAL);
     let seen_set: BTreeSet<i64> = seen.iter().copied().collect();
     let missed: Vec<i64> = all
         .iter()
@@ -2751,4 +2754,646 @@ async fn artifacts_are_recorded_once(ctx: Ctx) {
     assert_eq!(s.list_artifacts().await.unwrap().len(), 1);
     assert!(s.get_artifact(&"b".repeat(64)).await.unwrap().is_none());
     assert_eq!(events_of(s, "artifact.pushed").await.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Inventory: provider hosts merged with enrolled agents, and every change recorded
+
+mod inventory {
+    suite!(
+        inventory_sync_adds_changes_and_removes,
+        inventory_merges_with_agent_by_name,
+        inventory_merges_with_agent_by_instance_id_label,
+        inventory_agent_enrolls_onto_missing_host,
+        inventory_unlisted_host_with_agent_is_kept,
+        inventory_forget_provider,
+        inventory_provider_failure_keeps_hosts_stale,
+        inventory_claim_provider_sync_once_until_due,
+        inventory_history_survives_removal,
+        inventory_drain_and_undrain,
+        inventory_name_collision_between_providers,
+        inventory_heartbeat_records_changes,
+        inventory_sync_of_many_hosts,
+    );
+}
+
+fn discovered(id: &str, name: &str, address: Option<&str>) -> DiscoveredHost {
+    DiscoveredHost {
+        id: id.to_string(),
+        name: name.to_string(),
+        address: address.map(str::to_string),
+        region: Some("eu-west-1a".into()),
+        labels: labels(&[("role", "provider-role"), ("team", "infra")]),
+        attributes: labels(&[("instance_type", "t3.small")]),
+    }
+}
+
+async fn host_named(s: &Store, name: &str) -> Host {
+    s.get_host_by_name(name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no host {name}"))
+}
+
+async fn inventory_sync_adds_changes_and_removes(ctx: Ctx) {
+    let s = &ctx.store;
+    let listed = vec![
+        discovered("i-1", "web1", Some("10.0.0.1")),
+        discovered("i-2", "web2", Some("10.0.0.2")),
+    ];
+    let o = s
+        .sync_provider("aws", &listed, "provider:aws")
+        .await
+        .unwrap();
+    assert_eq!(
+        o,
+        SyncOutcome {
+            added: 2,
+            changed: 0,
+            removed: 0,
+            unchanged: 0
+        }
+    );
+    let h = host_named(s, "web1").await;
+    assert_eq!(h.status, HostStatus::Missing);
+    assert_eq!(h.provider.as_deref(), Some("aws"));
+    assert_eq!(h.provider_id.as_deref(), Some("i-1"));
+    assert_eq!(h.address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(h.region.as_deref(), Some("eu-west-1a"));
+    assert_eq!(h.labels["team"], "infra");
+    assert_eq!(h.attributes["instance_type"], "t3.small");
+    assert!(!h.stale && !h.drained);
+    let added = events_of(s, types::HOST_ADDED).await;
+    assert_eq!(added.len(), 2);
+    assert_eq!(added[0].actor, "provider:aws");
+    assert_eq!(added[0].payload["provider"], "aws");
+    let synced = events_of(s, types::PROVIDER_SYNCED).await;
+    assert_eq!(synced.len(), 1);
+    assert_eq!(synced[0].payload["added"], 2);
+    let p = s.providers().await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!((p[0].status.as_str(), p[0].host_count), ("ok", 2));
+    assert!(p[0].last_ok_at.is_some() && p[0].error.is_none());
+
+    // The same list again writes nothing.
+    let before = events_of(s, "*").await.len();
+    let o = s
+        .sync_provider("aws", &listed, "provider:aws")
+        .await
+        .unwrap();
+    assert_eq!((o.added, o.changed, o.removed, o.unchanged), (0, 0, 0, 2));
+    assert_eq!(events_of(s, "*").await.len(), before);
+    assert_eq!(s.host_history("web1", 10).await.unwrap().len(), 1);
+
+    // web1 moves and gets a label; web2 is gone.
+    let mut moved = discovered("i-1", "web1-renamed", Some("10.0.9.9"));
+    moved.labels.insert("zone".into(), "b".into());
+    let o = s
+        .sync_provider("aws", std::slice::from_ref(&moved), "provider:aws")
+        .await
+        .unwrap();
+    assert_eq!((o.added, o.changed, o.removed, o.unchanged), (0, 1, 1, 0));
+    let h2 = host_named(s, "web1").await;
+    assert_eq!(h2.id, h.id, "a match keeps id and name");
+    assert_eq!(h2.address.as_deref(), Some("10.0.9.9"));
+    assert_eq!(h2.labels["zone"], "b");
+    assert!(s.get_host_by_name("web2").await.unwrap().is_none());
+    let changed = events_of(s, types::HOST_CHANGED).await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].payload["host"], "web1");
+    assert_eq!(changed[0].payload["host_id"], h.id);
+    assert_eq!(changed[0].payload["provider"], "aws");
+    assert_eq!(
+        changed[0].payload["changes"]["address"],
+        json!({ "from": "10.0.0.1", "to": "10.0.9.9" })
+    );
+    assert_eq!(
+        changed[0].payload["changes"]["provider_labels.zone"],
+        json!({ "from": null, "to": "b" })
+    );
+    let removed = events_of(s, types::HOST_REMOVED).await;
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].payload["host"], "web2");
+    let history = s.host_history("web1", 10).await.unwrap();
+    assert_eq!(
+        history.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
+        ["changed", "added"]
+    );
+    assert_eq!(history[0].actor, "provider:aws");
+    assert_eq!(history[0].changes["address"].to, Some(json!("10.0.9.9")));
+    assert_eq!(history[1].changes["status"].to, Some(json!("missing")));
+    assert_eq!(events_of(s, types::PROVIDER_SYNCED).await.len(), 2);
+    assert_eq!(s.providers().await.unwrap()[0].host_count, 1);
+}
+
+async fn inventory_merges_with_agent_by_name(ctx: Ctx) {
+    let s = &ctx.store;
+    let agent = enroll(s, "web1").await; // agent label role=web
+    let o = s
+        .sync_provider(
+            "aws",
+            &[discovered("i-1", "web1", Some("10.0.0.1"))],
+            "provider:aws",
+        )
+        .await
+        .unwrap();
+    assert_eq!((o.added, o.changed), (0, 1));
+    let h = host_named(s, "web1").await;
+    assert_eq!(h.id, agent.id);
+    assert_eq!(h.status, HostStatus::Up);
+    assert_eq!(h.provider_id.as_deref(), Some("i-1"));
+    assert_eq!(
+        h.labels["role"], "web",
+        "agent labels override provider labels"
+    );
+    assert_eq!(h.labels["team"], "infra");
+    assert_eq!(s.list_hosts().await.unwrap().len(), 1);
+    // Matched once, it stays matched by provider id.
+    let o = s
+        .sync_provider(
+            "aws",
+            &[discovered("i-1", "web1", Some("10.0.0.1"))],
+            "provider:aws",
+        )
+        .await
+        .unwrap();
+    assert_eq!((o.added, o.changed, o.unchanged), (0, 0, 1));
+    let history = s.host_history(&agent.id, 10).await.unwrap();
+    assert_eq!(history[0].kind, "changed");
+    assert_eq!(history[0].changes["provider"].to, Some(json!("aws")));
+    assert_eq!(history[1].kind, "added");
+}
+
+async fn inventory_merges_with_agent_by_instance_id_label(ctx: Ctx) {
+    let s = &ctx.store;
+    let agent = s
+        .enroll_host(
+            "h-agent",
+            "agent-x",
+            &labels(&[(INSTANCE_ID_LABEL, "i-9")]),
+            &facts("agent-x"),
+            credential("c-agent"),
+        )
+        .await
+        .unwrap()
+        .host;
+    let o = s
+        .sync_provider(
+            "aws",
+            &[discovered("i-9", "ip-10-0-0-9", Some("10.0.0.9"))],
+            "provider:aws",
+        )
+        .await
+        .unwrap();
+    assert_eq!((o.added, o.changed), (0, 1));
+    let h = host_named(s, "agent-x").await;
+    assert_eq!(h.id, agent.id, "the agent's host, under the agent's name");
+    assert_eq!(h.provider_id.as_deref(), Some("i-9"));
+    assert_eq!(h.address.as_deref(), Some("10.0.0.9"));
+    assert!(s.get_host_by_name("ip-10-0-0-9").await.unwrap().is_none());
+    assert_eq!(s.list_hosts().await.unwrap().len(), 1);
+}
+
+async fn inventory_agent_enrolls_onto_missing_host(ctx: Ctx) {
+    let s = &ctx.store;
+    s.sync_provider(
+        "aws",
+        &[
+            discovered("i-1", "web1", Some("10.0.0.1")),
+            discovered("i-2", "web2", Some("10.0.0.2")),
+        ],
+        "provider:aws",
+    )
+    .await
+    .unwrap();
+    let missing = host_named(s, "web1").await;
+    // The down monitor never marks a host without an agent down.
+    assert!(
+        s.mark_down_stale(now_ms() + 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let got = s
+        .enroll_host(
+            "h-new",
+            "web1",
+            &labels(&[("role", "web")]),
+            &facts("web1"),
+            credential("c1"),
+        )
+        .await
+        .unwrap();
+    assert!(!got.created);
+    let h = got.host;
+    assert_eq!(h.id, missing.id, "the provider's host gets its agent");
+    assert_eq!(h.status, HostStatus::Up);
+    assert_eq!(h.provider_id.as_deref(), Some("i-1"));
+    assert_eq!(h.labels["role"], "web");
+    assert_eq!(h.labels["team"], "infra");
+    assert_eq!(h.facts, facts("web1"));
+    assert!(h.enrolled_at >= missing.enrolled_at);
+    let changed = events_of(s, types::HOST_CHANGED).await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(
+        changed[0].payload["changes"]["status"],
+        json!({ "from": "missing", "to": "up" })
+    );
+    assert_eq!(changed[0].actor, "agent:web1");
+    let history = s.host_history("web1", 10).await.unwrap();
+    assert_eq!(history[0].kind, "changed");
+    assert_eq!(history[0].changes["status"].from, Some(json!("missing")));
+    assert_eq!(history[0].changes["status"].to, Some(json!("up")));
+    assert!(
+        events_of(s, types::HOST_ADDED).await.len() == 2,
+        "no second added"
+    );
+    // Now it can go down; web2 still cannot.
+    let down = s.mark_down_stale(now_ms() + 60_000).await.unwrap();
+    assert_eq!(down.len(), 1);
+    assert_eq!(down[0].name, "web1");
+    assert_eq!(host_named(s, "web2").await.status, HostStatus::Missing);
+    let history = s.host_history("web1", 1).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].kind, "down");
+}
+
+async fn inventory_unlisted_host_with_agent_is_kept(ctx: Ctx) {
+    let s = &ctx.store;
+    s.sync_provider(
+        "aws",
+        &[
+            discovered("i-1", "web1", Some("10.0.0.1")),
+            discovered("i-2", "web2", None),
+        ],
+        "provider:aws",
+    )
+    .await
+    .unwrap();
+    enroll(s, "web1").await;
+    let o = s.sync_provider("aws", &[], "provider:aws").await.unwrap();
+    assert_eq!((o.added, o.changed, o.removed), (0, 1, 1));
+    let h = host_named(s, "web1").await;
+    assert_eq!(h.status, HostStatus::Up);
+    assert_eq!(h.provider, None);
+    assert_eq!(h.provider_id, None);
+    assert_eq!(h.address, None);
+    assert!(h.attributes.is_empty());
+    assert_eq!(
+        h.labels,
+        labels(&[("role", "web")]),
+        "the agent's labels remain"
+    );
+    assert!(s.get_host_by_name("web2").await.unwrap().is_none());
+    let changed = events_of(s, types::HOST_CHANGED).await;
+    let last = changed.last().unwrap();
+    assert_eq!(
+        last.payload["changes"]["provider"],
+        json!({ "from": "aws", "to": null })
+    );
+    assert_eq!(events_of(s, types::HOST_REMOVED).await.len(), 1);
+    // Listed again: matched by name, not added twice.
+    let o = s
+        .sync_provider("aws", &[discovered("i-1", "web1", None)], "provider:aws")
+        .await
+        .unwrap();
+    assert_eq!((o.added, o.changed), (0, 1));
+    assert_eq!(s.list_hosts().await.unwrap().len(), 1);
+}
+
+async fn inventory_forget_provider(ctx: Ctx) {
+    let s = &ctx.store;
+    s.sync_provider("aws", &[discovered("i-1", "a1", None)], "provider:aws")
+        .await
+        .unwrap();
+    s.sync_provider(
+        "old",
+        &[discovered("o-1", "x1", None), discovered("o-2", "y1", None)],
+        "provider:old",
+    )
+    .await
+    .unwrap();
+    enroll(s, "y1").await;
+    let forgotten = s
+        .forget_providers_except(&["aws".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(forgotten, ["old"]);
+    assert!(s.get_host_by_name("x1").await.unwrap().is_none());
+    let y = host_named(s, "y1").await;
+    assert_eq!((y.provider, y.status), (None, HostStatus::Up));
+    assert_eq!(host_named(s, "a1").await.provider.as_deref(), Some("aws"));
+    let names: Vec<String> = s
+        .providers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["aws"]);
+    let removed = events_of(s, types::HOST_REMOVED).await;
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].payload["host"], "x1");
+    // Nothing left to forget.
+    assert!(
+        s.forget_providers_except(&["aws".to_string()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn inventory_provider_failure_keeps_hosts_stale(ctx: Ctx) {
+    let s = &ctx.store;
+    let listed = [
+        discovered("i-1", "web1", None),
+        discovered("i-2", "web2", None),
+    ];
+    s.sync_provider("aws", &listed, "provider:aws")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        s.provider_failed("aws", "connection refused", "provider:aws")
+            .await
+            .unwrap();
+    }
+    let hosts = s.list_hosts().await.unwrap();
+    assert_eq!(hosts.len(), 2, "a failed sync keeps every host");
+    assert!(hosts.iter().all(|h| h.stale));
+    let p = &s.providers().await.unwrap()[0];
+    assert_eq!(p.status, "stale");
+    assert_eq!(p.error.as_deref(), Some("connection refused"));
+    assert_eq!(p.host_count, 2);
+    assert!(p.last_attempt_at >= p.last_ok_at);
+    let failed = events_of(s, types::PROVIDER_FAILED).await;
+    assert_eq!(failed.len(), 1, "one event for a repeated error");
+    assert_eq!(
+        failed[0].payload,
+        json!({ "provider": "aws", "error": "connection refused" })
+    );
+    s.provider_failed("aws", "403 forbidden", "provider:aws")
+        .await
+        .unwrap();
+    assert_eq!(events_of(s, types::PROVIDER_FAILED).await.len(), 2);
+
+    let o = s
+        .sync_provider("aws", &listed, "provider:aws")
+        .await
+        .unwrap();
+    assert_eq!(o.unchanged, 2);
+    assert!(s.list_hosts().await.unwrap().iter().all(|h| !h.stale));
+    let p = &s.providers().await.unwrap()[0];
+    assert_eq!((p.status.as_str(), p.error.as_deref()), ("ok", None));
+    assert_eq!(events_of(s, types::PROVIDER_RECOVERED).await.len(), 1);
+    // Nothing changed in that sync: no provider.synced for it.
+    assert_eq!(events_of(s, types::PROVIDER_SYNCED).await.len(), 1);
+    s.sync_provider("aws", &listed, "provider:aws")
+        .await
+        .unwrap();
+    assert_eq!(events_of(s, types::PROVIDER_RECOVERED).await.len(), 1);
+    // A provider that never synced fails too.
+    s.provider_failed("gcp", "no credentials", "provider:gcp")
+        .await
+        .unwrap();
+    assert_eq!(events_of(s, types::PROVIDER_FAILED).await.len(), 3);
+}
+
+async fn inventory_claim_provider_sync_once_until_due(ctx: Ctx) {
+    let s = &ctx.store;
+    let other = ctx.connect_again().await;
+    let every = Duration::from_secs(60);
+    let now = now_ms();
+    assert!(s.claim_provider_sync("aws", every, now).await.unwrap());
+    assert!(!s.claim_provider_sync("aws", every, now).await.unwrap());
+    assert!(
+        !other
+            .claim_provider_sync("aws", every, now + 59_999)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.providers().await.unwrap()[0].status, "pending");
+    assert!(
+        other
+            .claim_provider_sync("aws", every, now + 60_000)
+            .await
+            .unwrap()
+    );
+    // Asked for: due at once.
+    s.request_provider_sync("aws").await.unwrap();
+    assert!(
+        s.claim_provider_sync("aws", every, now + 60_001)
+            .await
+            .unwrap()
+    );
+    // Several controllers at the same instant: one wins.
+    let at = now + 10 * 60_000;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let st = if i % 2 == 0 { s.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            st.claim_provider_sync("aws", every, at).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    other.close().await;
+}
+
+async fn inventory_history_survives_removal(ctx: Ctx) {
+    let s = &ctx.store;
+    s.sync_provider("aws", &[discovered("i-1", "tmp1", None)], "provider:aws")
+        .await
+        .unwrap();
+    let id = host_named(s, "tmp1").await.id;
+    s.sync_provider("aws", &[], "provider:aws").await.unwrap();
+    assert!(s.get_host(&id).await.unwrap().is_none());
+    for key in ["tmp1", id.as_str()] {
+        let history = s.host_history(key, 10).await.unwrap();
+        assert_eq!(
+            history.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
+            ["removed", "added"]
+        );
+        assert!(history[0].id > history[1].id);
+        assert_eq!(history[0].host_id, id);
+        assert_eq!(history[0].changes["provider"].from, Some(json!("aws")));
+    }
+    assert!(matches!(
+        s.host_history("never-was", 10).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // An enrolled host's history starts with `added`.
+    enroll(s, "fresh").await;
+    assert_eq!(s.host_history("fresh", 10).await.unwrap().len(), 1);
+}
+
+async fn inventory_drain_and_undrain(ctx: Ctx) {
+    let s = &ctx.store;
+    let h = enroll(s, "web1").await;
+    let d = s.set_host_drained("web1", true, "alice").await.unwrap();
+    assert!(d.drained);
+    assert!(host_named(s, "web1").await.drained);
+    // Unchanged: no event.
+    assert!(
+        s.set_host_drained("web1", true, "alice")
+            .await
+            .unwrap()
+            .drained
+    );
+    assert_eq!(events_of(s, types::HOST_DRAINED).await.len(), 1);
+    let u = s.set_host_drained(&h.id, false, "bob").await.unwrap();
+    assert!(!u.drained);
+    let undrained = events_of(s, types::HOST_UNDRAINED).await;
+    assert_eq!(undrained.len(), 1);
+    assert_eq!(undrained[0].actor, "bob");
+    assert_eq!(undrained[0].payload["host"], "web1");
+    let history = s.host_history("web1", 2).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|c| (c.kind.as_str(), c.actor.as_str()))
+            .collect::<Vec<_>>(),
+        [("undrained", "bob"), ("drained", "alice")]
+    );
+    assert_eq!(history[1].changes["drained"].to, Some(json!(true)));
+    assert!(matches!(
+        s.set_host_drained("nope", true, "alice").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn inventory_name_collision_between_providers(ctx: Ctx) {
+    let s = &ctx.store;
+    s.sync_provider("aws", &[discovered("a-1", "web1", None)], "provider:aws")
+        .await
+        .unwrap();
+    let o = s
+        .sync_provider("gcp", &[discovered("g-1", "web1", None)], "provider:gcp")
+        .await
+        .unwrap();
+    assert_eq!(o.added, 1);
+    assert_eq!(host_named(s, "web1").await.provider.as_deref(), Some("aws"));
+    let g = host_named(s, "web1.gcp").await;
+    assert_eq!(g.provider_id.as_deref(), Some("g-1"));
+    // Both stay as they are.
+    let o = s
+        .sync_provider("gcp", &[discovered("g-1", "web1", None)], "provider:gcp")
+        .await
+        .unwrap();
+    assert_eq!(o.unchanged, 1);
+    s.sync_provider("aws", &[discovered("a-1", "web1", None)], "provider:aws")
+        .await
+        .unwrap();
+    assert_eq!(s.list_hosts().await.unwrap().len(), 2);
+    // One provider listing one name twice, and one id twice.
+    let o = s
+        .sync_provider(
+            "dup",
+            &[
+                discovered("d-1", "db", None),
+                discovered("d-2", "db", None),
+                discovered("d-2", "other", None),
+            ],
+            "provider:dup",
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.added, 2);
+    assert_eq!(
+        host_named(s, "db.dup").await.provider_id.as_deref(),
+        Some("d-2")
+    );
+}
+
+async fn inventory_heartbeat_records_changes(ctx: Ctx) {
+    let s = &ctx.store;
+    let h = enroll(s, "web1").await;
+    let added = events_of(s, types::HOST_ADDED).await;
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0].payload["host"], "web1");
+    // Same facts and labels: no history.
+    s.heartbeat(
+        &h.id,
+        Some(&facts("web1")),
+        Some(&labels(&[("role", "web")])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.host_history("web1", 10).await.unwrap().len(), 1);
+    assert!(events_of(s, types::HOST_CHANGED).await.is_empty());
+    let mut f = facts("web1");
+    f.cpus = 8;
+    s.heartbeat(&h.id, Some(&f), Some(&labels(&[("role", "db")])))
+        .await
+        .unwrap();
+    let history = s.host_history("web1", 10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].kind, "changed");
+    assert_eq!(history[0].actor, "agent:web1");
+    assert_eq!(
+        history[0]
+            .changes
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["facts.cpus", "labels.role"]
+    );
+    assert_eq!(history[0].changes["facts.cpus"].from, Some(json!(4)));
+    let changed = events_of(s, types::HOST_CHANGED).await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].payload["changes"]["labels.role"]["to"], "db");
+    // Down and up again are recorded too.
+    s.mark_down_stale(now_ms() + 1_000).await.unwrap();
+    assert!(
+        s.heartbeat(&h.id, None, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .came_up
+    );
+    let kinds: Vec<String> = s
+        .host_history("web1", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(kinds, ["up", "down", "changed", "added"]);
+}
+
+async fn inventory_sync_of_many_hosts(ctx: Ctx) {
+    const N: usize = 10_000;
+    let s = &ctx.store;
+    let listed: Vec<DiscoveredHost> = (0..N)
+        .map(|i| discovered(&format!("i-{i}"), &format!("node{i:05}"), None))
+        .collect();
+    let started = std::time::Instant::now();
+    let o = s
+        .sync_provider("big", &listed, "provider:big")
+        .await
+        .unwrap();
+    let first = started.elapsed();
+    assert_eq!(o.added, N as u64);
+    let started = std::time::Instant::now();
+    let o = s
+        .sync_provider("big", &listed, "provider:big")
+        .await
+        .unwrap();
+    let again = started.elapsed();
+    assert_eq!(o.unchanged, N as u64);
+    assert_eq!(s.list_hosts().await.unwrap().len(), N);
+    assert_eq!(events_of(s, types::HOST_ADDED).await.len(), N);
+    let started = std::time::Instant::now();
+    let o = s.sync_provider("big", &[], "provider:big").await.unwrap();
+    let removal = started.elapsed();
+    assert_eq!(o.removed, N as u64);
+    eprintln!("sync of {N} hosts: add {first:?}, unchanged {again:?}, remove {removal:?}");
+    // Batched work, not one statement per host and event (generous for debug builds).
+    for t in [first, again, removal] {
+        assert!(t < Duration::from_secs(20), "sync took {t:?}");
+    }
 }

@@ -54,7 +54,12 @@ pub fn execution_status(s: ExecutionStatus) -> String {
 
 /// A host status, coloured.
 pub fn host_status(s: HostStatus) -> String {
-    paint(s.as_str(), Some(s == HostStatus::Up))
+    let good = match s {
+        HostStatus::Up => Some(true),
+        HostStatus::Down => Some(false),
+        HostStatus::Missing => None,
+    };
+    paint(s.as_str(), good)
 }
 
 /// A delta status: green when ok, red otherwise.

@@ -71,7 +71,7 @@ pub(crate) async fn live_view(state: &AppState) -> ApiResult<LiveView> {
     let hosts = state.store.list_hosts().await?;
     let unreachable = hosts
         .iter()
-        .filter(|h| h.status == HostStatus::Down)
+        .filter(|h| h.status != HostStatus::Up)
         .map(|h| h.name.clone())
         .collect();
     let live = state

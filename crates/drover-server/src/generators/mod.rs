@@ -42,14 +42,10 @@ const RETRY_AFTER_MS: i64 = 10_000;
 pub(crate) struct Preview {
     /// Target host.
     pub host: String,
-    /// Host id.
-    pub host_id: String,
     /// The render, or why it failed.
     pub rendered: Result<Rendered, String>,
     /// What is live there (as last applied), if anything.
     pub live: Option<String>,
-    /// The stored output row.
-    pub output: Option<GeneratorOutput>,
 }
 
 /// Renders `generator` for every target host, without writing anything.
@@ -79,14 +75,12 @@ pub(crate) async fn preview(
         hosts
             .into_iter()
             .map(|h| {
-                let output = outputs.get(&h.id).cloned();
+                let output = outputs.get(&h.id);
                 Preview {
                     host: h.name.clone(),
-                    host_id: h.id.clone(),
                     rendered: render(&g.name, &g.template, &snap.inventory, &host_entry(h))
                         .map_err(|e| e.reason),
-                    live: output.as_ref().and_then(|o| o.applied_content.clone()),
-                    output,
+                    live: output.and_then(|o| o.applied_content.clone()),
                 }
             })
             .collect(),
@@ -307,14 +301,12 @@ async fn collect(state: &Arc<AppState>) -> anyhow::Result<()> {
             ),
             _ => continue,
         };
-        if let Some(after) = state
+        let after = state
             .store
             .finish_generate(execution_id, &o.host_id, status, error.as_deref())
-            .await?
-        {
-            if status != "ok" {
-                tracing::warn!(generator = %after.generator, host = %after.host_name, error = ?after.error, "generated config refused");
-            }
+            .await?;
+        if let Some(after) = after.filter(|_| status != "ok") {
+            tracing::warn!(generator = %after.generator, host = %after.host_name, error = ?after.error, "generated config refused");
         }
     }
     Ok(())

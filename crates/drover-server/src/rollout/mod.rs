@@ -141,7 +141,7 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
             .list_hosts()
             .await?
             .into_iter()
-            .filter(|h| h.status == drover_proto::hosts::HostStatus::Down)
+            .filter(|h| h.status != drover_proto::hosts::HostStatus::Up)
             .map(|h| h.id)
             .collect();
         let lbs = crate::generators::lb_states(state).await?;

@@ -270,6 +270,7 @@ pub fn new_execution(
             .map(|h| NewTarget {
                 host_id: h.id.clone(),
                 host_name: h.name.clone(),
+                command: None,
             })
             .collect(),
     }

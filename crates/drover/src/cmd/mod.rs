@@ -4,6 +4,7 @@
 mod agent;
 mod artifacts;
 mod demo;
+mod demo_lb;
 mod demo_service;
 mod events;
 mod executions;
