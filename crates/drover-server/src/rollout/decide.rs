@@ -174,8 +174,13 @@ pub(crate) fn decide(
         }];
     }
     // The load balancer to drain from, when the service has one with draining on.
-    let lb = meta.load_balancer.as_ref().filter(|lb| lb.drain);
-    let lb_state = lb.map(|lb| lbs.get(&lb.generator).cloned().unwrap_or_default());
+    // A generator no longer in the applied model (the model was emptied) has no pool
+    // to drain from.
+    let lb = meta
+        .load_balancer
+        .as_ref()
+        .filter(|lb| lb.drain && lbs.contains_key(&lb.generator));
+    let lb_state = lb.and_then(|lb| lbs.get(&lb.generator).cloned());
     // An instance that passed: added back to its pool first if it was drained.
     let pass = |inst: &InstanceRow, from: &str, gate_started_at, healthy_since| {
         if inst.lb_epoch.is_some() && lb.is_some() {

@@ -79,7 +79,7 @@ pub async fn start(haproxy: &Path, dir: &Path) -> anyhow::Result<Child> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Command::new(haproxy)
+    let child = Command::new(haproxy)
         .arg("-W")
         .arg("-f")
         .arg(&cfg)
@@ -91,7 +91,28 @@ pub async fn start(haproxy: &Path, dir: &Path) -> anyhow::Result<Child> {
         .kill_on_drop(true)
         .process_group(0)
         .spawn()
-        .context("cannot start haproxy")
+        .context("cannot start haproxy")?;
+    // Serving before the clients start.
+    let port = std::fs::read_to_string(&cfg)
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.trim().strip_prefix("bind 127.0.0.1:").map(str::to_string))
+        })
+        .and_then(|p| p.trim().parse::<u16>().ok());
+    if let Some(port) = port {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(child)
 }
 
 /// Stops HAProxy: its whole process group (master and workers).

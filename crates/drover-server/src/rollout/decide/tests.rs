@@ -559,6 +559,27 @@ fn a_drained_instance_rejoins_after_its_gate_and_then_passes() {
 }
 
 #[test]
+fn a_generator_gone_from_the_model_drains_nothing() {
+    let d = detail(
+        0,
+        vec![lb_unit()],
+        vec![inst(0, "a", "pending")],
+        vec![step(0, "a", 0, "pending")],
+    );
+    let actions = decide(
+        &d,
+        &live("a", "1", Health::Healthy),
+        &none(),
+        &LbMap::new(),
+        10,
+    );
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Dispatch { .. })),
+        "{actions:?}"
+    );
+}
+
+#[test]
 fn an_instance_that_is_not_running_is_not_drained() {
     let d = detail(
         0,
