@@ -89,7 +89,10 @@ pub trait Selectable {
     fn fact(&self, key: &str) -> Option<String>;
 }
 
-/// Facts: the agent's reported facts, plus `status` (`up`/`down`).
+/// Facts: the agent's reported facts, plus `status` (`up`/`down`/`missing`), the
+/// inventory fields `provider`, `provider_id`, `region`, `address`, `stale` and
+/// `drained` (`true`/`false`), and provider attributes as `provider.KEY`
+/// (`fact.provider.instance_type=t3.micro`).
 ///
 /// `addresses` is the comma-joined list of addresses; `os_release` is absent when
 /// the agent did not know it.
@@ -115,7 +118,15 @@ impl Selectable for Host {
             "addresses" => Some(f.addresses.join(",")),
             "agent_version" => Some(f.agent_version.clone()),
             "status" => Some(self.status.as_str().to_string()),
-            _ => None,
+            "provider" => self.provider.clone(),
+            "provider_id" => self.provider_id.clone(),
+            "region" => self.region.clone(),
+            "address" => self.address.clone(),
+            "stale" => Some(self.stale.to_string()),
+            "drained" => Some(self.drained.to_string()),
+            other => other
+                .strip_prefix("provider.")
+                .and_then(|k| self.attributes.get(k).cloned()),
         }
     }
 }

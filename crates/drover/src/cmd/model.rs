@@ -79,8 +79,16 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<ExitCode> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&model)?);
                     } else {
+                        let mut extra = String::new();
+                        if !model.providers.is_empty() || !model.generators.is_empty() {
+                            extra = format!(
+                                ", {} providers, {} generators",
+                                model.providers.len(),
+                                model.generators.len()
+                            );
+                        }
                         println!(
-                            "model ok: {} services, {} hostclasses, {} host pins in {} files (content hash {})",
+                            "model ok: {} services, {} hostclasses, {} host pins{extra} in {} files (content hash {})",
                             model.services.len(),
                             model.hostclasses.len(),
                             model.hosts.len(),
