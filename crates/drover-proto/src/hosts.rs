@@ -78,6 +78,12 @@ pub struct Host {
     /// Provider attributes (instance type, state, image…).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// Hostclasses of the applied model it belongs to (filled in by the API).
+    #[serde(default)]
+    pub hostclasses: Vec<String>,
+    /// Live instances on it (filled in by the API).
+    #[serde(default)]
+    pub instances: u32,
 }
 
 /// One field's value before and after a change (`None`: absent).

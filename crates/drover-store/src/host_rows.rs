@@ -48,6 +48,8 @@ pub(crate) fn host(row: &AnyRow) -> Result<Host> {
         stale: row.try_get::<i64, _>("stale")? != 0,
         drained: row.try_get::<i64, _>("drained")? != 0,
         attributes: json("hosts", &attributes)?,
+        hostclasses: Vec::new(),
+        instances: 0,
     })
 }
 

@@ -61,7 +61,40 @@ pub(crate) async fn list(
     } else {
         None
     };
+    enrich(&state, &mut items).await?;
     Ok(Json(Page { items, next }))
+}
+
+/// Fills in what the store does not keep on the host row: the hostclasses of the
+/// applied model it belongs to, and its live instance count.
+pub(crate) async fn enrich(state: &AppState, hosts: &mut [Host]) -> ApiResult<()> {
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let mut counts: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for row in state.store.list_instances().await? {
+        *counts.entry(row.host_id).or_default() += 1;
+    }
+    let model = match state.store.current_model_version().await? {
+        Some(v) => super::deploy::load_model(&super::deploy::to_model_files(&v.files)).ok(),
+        None => None,
+    };
+    let mut classes: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    if let Some(model) = &model {
+        // Membership by selector needs every live host (a pin wins over selectors).
+        let all = state.store.list_hosts().await?;
+        for class in model.hostclasses.keys() {
+            for name in drover_core::model::hostclass_members(model, class, &all) {
+                classes.entry(name).or_default().push(class.clone());
+            }
+        }
+    }
+    for h in hosts.iter_mut() {
+        h.instances = counts.get(&h.id).copied().unwrap_or(0);
+        h.hostclasses = classes.remove(&h.name).unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// Every live instance, as agents report them.
@@ -81,7 +114,13 @@ pub(crate) async fn get(
         Some(h) => Some(h),
         None => state.store.get_host(&host).await?,
     };
+    let mut found: Vec<Host> = found.into_iter().collect();
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("no host named `{host}`")));
+    }
+    enrich(&state, &mut found).await?;
     found
+        .pop()
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no host named `{host}`")))
 }
