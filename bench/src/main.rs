@@ -9,6 +9,9 @@
 //! 5. Deploys (`--no-deploy` skips them): wall time of a rolling deploy of 5 instances
 //!    against the least its policy allows, and an agent's memory with 10 supervised
 //!    services (see `deploy.rs`).
+//! 6. Inventory (`--no-inventory` skips it): syncs of an `exec` provider listing 10,000
+//!    hosts (first sync, no-change re-sync, 1 % changed) and `drover hosts list --json`
+//!    with them (see `inventory.rs`).
 //!
 //! It is a harness that prints figures, not a test: nothing passes or fails on a number.
 //! Every child is killed and every temporary directory (and PostgreSQL database) removed
@@ -16,6 +19,7 @@
 
 mod deploy;
 mod http;
+mod inventory;
 mod pg;
 mod procs;
 mod report;
@@ -74,7 +78,7 @@ struct Args {
     /// Skip the deploy part (rolling deploy timing, agent memory with services).
     #[arg(long, overrides_with = "deploy")]
     no_deploy: bool,
-    /// Run only the deploy part (skip the run latency and fan-out parts).
+    /// Run only the deploy part (skip the run latency, fan-out and inventory parts).
     #[arg(long, conflicts_with = "no_deploy")]
     deploy_only: bool,
     /// Timed rolling deploys (alternating v1 → v2 → v1 …).
@@ -86,6 +90,22 @@ struct Args {
     /// Services (one instance each) on the agent whose memory is measured.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
     deploy_services: u32,
+    /// Run the inventory part (the default; see --no-inventory).
+    #[arg(long, overrides_with = "no_inventory")]
+    inventory: bool,
+    /// Skip the inventory part (provider syncs of --inventory-hosts hosts).
+    #[arg(long, overrides_with = "inventory")]
+    no_inventory: bool,
+    /// Run only the inventory part.
+    #[arg(long, conflicts_with_all = ["no_inventory", "deploy_only"])]
+    inventory_only: bool,
+    /// Hosts the inventory part's provider lists.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    inventory_hosts: u32,
+    /// Runs of the inventory part, each on a fresh controller and store.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    inventory_runs: u32,
     /// Use a fresh PostgreSQL database per controller instead of SQLite.
     #[arg(long)]
     postgres: bool,
@@ -168,7 +188,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         drover_binary: bin.display().to_string(),
         drover_version: version.stdout.trim().to_string(),
         store: if args.postgres { "postgres" } else { "sqlite" }.into(),
-        agents: if args.deploy_only { 0 } else { args.agents },
+        agents: if args.deploy_only || args.inventory_only {
+            0
+        } else {
+            args.agents
+        },
         ..Default::default()
     };
     eprintln!(
@@ -186,15 +210,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         args,
     };
     let outcome = (|| -> anyhow::Result<()> {
-        if !ctx.args.deploy_only {
+        let only = ctx.args.deploy_only || ctx.args.inventory_only;
+        if !only {
             single_agent(&ctx, &mut report)?;
             if ctx.args.agents > 0 {
                 fan_out(&ctx, &mut report)?;
             }
         }
-        if !ctx.args.no_deploy {
+        if !ctx.args.no_deploy && !ctx.args.inventory_only {
             deploy::rolling(&ctx, &mut report)?;
             deploy::memory(&ctx, &mut report)?;
+        }
+        if !ctx.args.no_inventory && !ctx.args.deploy_only {
+            inventory::sync(&ctx, &mut report)?;
         }
         Ok(())
     })();
