@@ -39,7 +39,19 @@ use serde::{Deserialize, Serialize};
 use crate::instance::{DesiredInstance, Health, InstanceKey, LifecycleState, LiveInstance};
 
 /// The status of one instance in the delta (the vocabulary of DESIGN.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeltaStatus {
     /// Live matches desired (or absent, as wanted).
@@ -97,7 +109,7 @@ impl fmt::Display for DeltaStatus {
 
 /// One instance of the delta: what the model wants, what the agent last reported, and
 /// the verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstanceDelta {
     /// Which instance.
     pub key: InstanceKey,
@@ -131,7 +143,9 @@ impl InstanceDelta {
 }
 
 /// How many instances of a delta have each status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct DeltaSummary {
     /// [`DeltaStatus::Ok`].
     pub ok: usize,

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 /// Identity of an instance: which service, on which host, which copy on that host
 /// (`index` counts from 0 when a service runs several instances per host).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct InstanceKey {
     /// Service name.
     pub service: String,
@@ -29,7 +31,7 @@ impl fmt::Display for InstanceKey {
 pub use drover_proto::deploy::{Health, LifecycleState, Transition};
 
 /// How a service is spread over several instances during a rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Batches of `max_parallel`.
@@ -42,7 +44,7 @@ pub enum Strategy {
 
 /// `max_parallel`: a count, or a percentage of the service's instances (rounded down,
 /// at least 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MaxParallel {
     /// At most this many instances.
@@ -62,7 +64,7 @@ impl MaxParallel {
 }
 
 /// A service's rollout policy (Nomad's words where they fit).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolloutPolicy {
     /// How instances are grouped into batches.
     pub strategy: Strategy,
@@ -73,13 +75,26 @@ pub struct RolloutPolicy {
     /// Continue after the canary batch without `drover rollout promote`.
     pub auto_promote: bool,
     /// An instance must stay healthy this long to pass its health gate.
+    #[schema(value_type = DurationValue)]
     pub min_healthy_time: Duration,
     /// An instance that is not healthy this long after its change fails the gate.
+    #[schema(value_type = DurationValue)]
     pub healthy_deadline: Duration,
     /// A rollout that makes no progress this long fails.
+    #[schema(value_type = DurationValue)]
     pub progress_deadline: Duration,
     /// On a failed gate, bring every touched instance back to the last good version.
     pub auto_revert: bool,
+}
+
+/// How a `Duration` is written on the wire: whole seconds and the nanoseconds beyond.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Duration)]
+pub struct DurationValue {
+    /// Whole seconds.
+    pub secs: u64,
+    /// Nanoseconds beyond `secs` (below 1 000 000 000).
+    pub nanos: u32,
 }
 
 impl Default for RolloutPolicy {
@@ -98,7 +113,7 @@ impl Default for RolloutPolicy {
 }
 
 /// What the model wants for one instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DesiredInstance {
     /// Which instance.
     pub key: InstanceKey,
@@ -114,7 +129,7 @@ pub struct DesiredInstance {
 }
 
 /// What an agent reports for one instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveInstance {
     /// Which instance.
     pub key: InstanceKey,

@@ -80,7 +80,19 @@ pub struct ServiceRollout {
 
 /// What a change does to an instance. The order of the variants is the order of the
 /// changes within a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
     /// Missing → install and bring up the desired release.
@@ -137,7 +149,7 @@ impl fmt::Display for ChangeKind {
 }
 
 /// One transition of one instance's release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Step {
     /// Which edge of the lifecycle graph.
     pub transition: Transition,
@@ -148,7 +160,7 @@ pub struct Step {
 }
 
 /// A release and its lifecycle state: one end of a change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionState {
     /// Version.
     pub version: String,
@@ -157,7 +169,7 @@ pub struct VersionState {
 }
 
 /// The change of one instance: its steps, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstanceChange {
     /// Which instance.
     pub key: InstanceKey,
@@ -183,7 +195,7 @@ impl InstanceChange {
 }
 
 /// A group of changes of one service that run together, then pass a health gate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Batch {
     /// Position in the service's batches, from 0.
     pub index: usize,
@@ -204,7 +216,7 @@ impl Batch {
 }
 
 /// The batches of one service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServicePlan {
     /// Service name.
     pub service: String,
@@ -229,7 +241,9 @@ impl ServicePlan {
 }
 
 /// How many changes of each kind — Terraform's "2 to add, 1 to change, 1 to destroy".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct ChangeCounts {
     /// [`ChangeKind::Deploy`].
     pub deploy: usize,
@@ -277,7 +291,7 @@ impl ChangeCounts {
 }
 
 /// The whole plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
     /// Services grouped so that every service comes after all its dependencies; the
     /// services of one phase are independent (sorted by name). Removals come last.

@@ -14,9 +14,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What an agent knows about its host.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Facts {
     /// Kernel hostname.
     pub hostname: String,
@@ -40,7 +41,7 @@ pub struct Facts {
 }
 
 /// `POST /api/v1/agent/enroll` with `Authorization: Bearer <join token>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// Name the host wants (unique in the fleet).
@@ -53,7 +54,7 @@ pub struct EnrollRequest {
 }
 
 /// Answer to enrollment: the agent's own credential, shown once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EnrollResponse {
     /// Stable host identity.
     pub host_id: String,
@@ -64,7 +65,7 @@ pub struct EnrollResponse {
 }
 
 /// `POST /api/v1/agent/heartbeat`: sent on connect and then periodically.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Current facts; sent on (re)connect and when they change, else omitted.
@@ -83,7 +84,7 @@ pub struct Heartbeat {
 }
 
 /// Answer to a heartbeat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatAck {
     /// The host this credential belongs to.
     pub host_id: String,
@@ -92,7 +93,7 @@ pub struct HeartbeatAck {
 }
 
 /// `POST /api/v1/agent/poll`: wait up to `wait_ms` for work.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
     /// Longest time the controller may hold the request open, in milliseconds
@@ -101,7 +102,7 @@ pub struct PollRequest {
 }
 
 /// Work for an agent. Empty lists mean the wait ran out.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PollResponse {
     /// Commands to run (or to answer with a recorded result, if already run).
     pub commands: Vec<AgentCommand>,
@@ -110,7 +111,7 @@ pub struct PollResponse {
 }
 
 /// One command for one host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentCommand {
     /// Unique command id: the unit of at-most-once execution.
     pub id: String,
@@ -121,7 +122,7 @@ pub struct AgentCommand {
 }
 
 /// What a command does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CommandSpec {
     /// Run a program. `argv[0]` is looked up in `PATH`; no shell is involved unless the
@@ -194,7 +195,7 @@ impl CommandSpec {
 }
 
 /// Which pipe a chunk of output came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputStream {
     /// Standard output.
@@ -224,7 +225,7 @@ impl OutputStream {
 
 /// A piece of a command's output. `seq` counts from 0 per command, without gaps, so the
 /// controller can drop duplicates from a resend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OutputChunk {
     /// Position of this chunk in the command's output.
     pub seq: u64,
@@ -235,7 +236,7 @@ pub struct OutputChunk {
 }
 
 /// `POST /api/v1/agent/commands/{id}/output`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputBatch {
     /// Chunks in order.
@@ -243,7 +244,7 @@ pub struct OutputBatch {
 }
 
 /// `POST /api/v1/agent/commands/{id}/status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CommandUpdate {
     /// The process was started.
@@ -259,7 +260,7 @@ pub enum CommandUpdate {
 }
 
 /// How a command ended, as the agent saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CommandOutcome {
     /// Exit code 0.
@@ -289,7 +290,7 @@ impl CommandOutcome {
 }
 
 /// The result the agent records for a command id and reports (again, if asked).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CommandResult {
     /// How it ended.
     pub outcome: CommandOutcome,

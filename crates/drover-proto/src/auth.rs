@@ -2,9 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What a bearer token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read-only access.
@@ -37,7 +40,7 @@ impl Role {
 }
 
 /// The three kinds of secret the controller hands out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     /// A bearer token for people and scripts, with a [`Role`].
@@ -70,7 +73,7 @@ impl TokenKind {
 }
 
 /// A token as listed: never includes the secret, only its public id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TokenInfo {
     /// Public identifier (also the prefix of the secret's display form).
     pub id: String,
@@ -93,10 +96,12 @@ pub struct TokenInfo {
 }
 
 /// `POST /api/v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    /// A name that says who or what uses it.
+    /// A name that says who or what uses it (1 to 64 characters; `agent:…` is
+    /// reserved).
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     /// `api` (default) or `join`.
     #[serde(default = "default_kind")]
@@ -111,7 +116,7 @@ fn default_kind() -> TokenKind {
 }
 
 /// Answer to token creation: the only time the secret is ever shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     /// The stored token.
     pub token: TokenInfo,
@@ -120,7 +125,7 @@ pub struct CreatedToken {
 }
 
 /// `GET /api/v1/whoami`: who the presented token is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     /// Token id.
     pub token_id: String,

@@ -6,9 +6,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// glu's lifecycle states, in order: NONE → installed → stopped → running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LifecycleState {
     /// Nothing on the host.
@@ -22,7 +25,7 @@ pub enum LifecycleState {
 }
 
 /// One of glu's six transitions between adjacent lifecycle states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transition {
     /// None → Installed.
@@ -55,7 +58,7 @@ impl Transition {
 }
 
 /// Health as the agent's checks see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// No check configured, or not enough results yet.
@@ -67,7 +70,7 @@ pub enum Health {
 }
 
 /// Where the artifact (a `.tar.gz`) comes from, and its digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ArtifactRef {
     /// `file:///…`, `http(s)://…`, or the controller's artifact store
     /// (`{controller}/api/v1/artifacts/<sha256>`, fetched with the agent's credential).
@@ -77,7 +80,7 @@ pub struct ArtifactRef {
 }
 
 /// How the instance runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Runtime {
     /// A process the agent supervises (restart with backoff, logs to bounded files).
@@ -108,7 +111,7 @@ pub enum Runtime {
 }
 
 /// What a health check probes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HealthProbe {
     /// `GET http://127.0.0.1:{port}{path}`: healthy on `status`, and when `body` is set,
@@ -137,7 +140,7 @@ pub enum HealthProbe {
 }
 
 /// A health check with its timing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthSpec {
     /// What to probe.
     pub probe: HealthProbe,
@@ -153,7 +156,7 @@ pub struct HealthSpec {
 
 /// A file the controller rendered for this instance; written into the release
 /// directory at install.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RenderedFile {
     /// Path relative to the release directory (no `..`).
     pub path: String,
@@ -162,7 +165,7 @@ pub struct RenderedFile {
 }
 
 /// Everything an agent needs to manage one instance at one version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InstanceSpec {
     /// Service name.
     pub service: String,
@@ -194,7 +197,7 @@ pub struct InstanceSpec {
 }
 
 /// An instance as the agent reports it: on every change and at every (re)connect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InstanceReport {
     /// Service name.
     pub service: String,

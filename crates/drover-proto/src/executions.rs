@@ -2,23 +2,27 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::agent::OutputStream;
 
 /// `POST /api/v1/runs`: run a command on every host the selector matches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// Host selector (`all`, `name=web-*`, `label.role=db`, comma for AND).
     #[serde(default = "default_selector")]
     pub selector: String,
     /// Program and arguments.
+    #[schema(min_items = 1)]
     pub command: Vec<String>,
     /// At most this many hosts run at once (default: all of them).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub parallel: Option<u32>,
     /// Per-host timeout in milliseconds; the process group is killed when it runs out.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604_800_000)]
     pub timeout_ms: Option<u64>,
 }
 
@@ -27,7 +31,7 @@ fn default_selector() -> String {
 }
 
 /// Lifecycle of an execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionStatus {
     /// Recorded, nothing dispatched yet.
@@ -76,7 +80,7 @@ impl ExecutionStatus {
 }
 
 /// State of one host within an execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetStatus {
     /// Waiting for a parallel slot.
@@ -137,7 +141,7 @@ impl TargetStatus {
 }
 
 /// One host's part of an execution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Target {
     /// Host id.
     pub host_id: String,
@@ -164,7 +168,7 @@ pub struct Target {
 }
 
 /// Counts of targets per status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TargetCounts {
     /// Number of targets.
     pub total: u32,
@@ -179,7 +183,7 @@ pub struct TargetCounts {
 }
 
 /// An execution: who ran what, where, and how it went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Execution {
     /// Unique id (time-ordered).
     pub id: String,
@@ -207,7 +211,7 @@ pub struct Execution {
 }
 
 /// A chunk of one host's output, as stored and streamed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HostOutput {
     /// Host id.
     pub host_id: String,

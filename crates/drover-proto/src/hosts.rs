@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::agent::Facts;
 
 /// Whether the controller hears from a host's agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HostStatus {
     /// Heartbeats arrive.
@@ -41,7 +42,7 @@ impl HostStatus {
 }
 
 /// A host drover knows of.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Host {
     /// Stable identity, kept across agent restarts.
     pub id: String,
@@ -87,7 +88,7 @@ pub struct Host {
 }
 
 /// One field's value before and after a change (`None`: absent).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldChange {
     /// Value before.
     pub from: Option<serde_json::Value>,
@@ -96,7 +97,7 @@ pub struct FieldChange {
 }
 
 /// One recorded change of a host: its history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HostChange {
     /// Position in the history; strictly increasing.
     pub id: i64,

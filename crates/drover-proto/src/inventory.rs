@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// One host as a provider lists it, before it is merged into drover's hosts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DiscoveredHost {
     /// The provider's stable id for it (EC2 instance id, Nova server id, or for
     /// `static` and `exec` what the mapping says; the name when nothing else).
@@ -24,7 +25,7 @@ pub struct DiscoveredHost {
 }
 
 /// One provider's state as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProviderState {
     /// Provider name (from the model).
     pub name: String,
@@ -42,7 +43,7 @@ pub struct ProviderState {
 }
 
 /// A generator's state on one target host (`GET /generators`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GeneratorHost {
     /// Host name.
     pub host: String,
@@ -58,7 +59,7 @@ pub struct GeneratorHost {
 }
 
 /// A generator of the applied model with its outputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GeneratorInfo {
     /// Name.
     pub name: String,
@@ -75,7 +76,7 @@ pub struct GeneratorInfo {
 }
 
 /// What a generator would write on one host now (`GET /generators/{name}/render`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GeneratorPreview {
     /// Host name.
     pub host: String,
@@ -93,7 +94,7 @@ pub struct GeneratorPreview {
 }
 
 /// Answer of `POST /generators/{name}/apply`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GeneratorApplied {
     /// `generate` executions started (empty when every target was up to date).
     pub executions: Vec<String>,

@@ -1,10 +1,11 @@
 //! Paging shared by every list endpoint.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// One page of a list. `next` is an opaque cursor: pass it back as `?after=` to get the
-/// following page; `None` means this was the last page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// following page; null means this was the last page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     /// The items of this page, in the endpoint's documented order.
     pub items: Vec<T>,

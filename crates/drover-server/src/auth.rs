@@ -65,6 +65,15 @@ impl ApiCaller {
     }
 }
 
+/// An API caller with at least the operator role. The role is checked while the request
+/// line and headers are read, so a viewer gets 403 before its body is looked at.
+#[derive(Debug, Clone)]
+pub(crate) struct Operator(pub ApiCaller);
+
+/// An API caller with the admin role (403 otherwise, before the body is read).
+#[derive(Debug, Clone)]
+pub(crate) struct Admin(pub ApiCaller);
+
 /// An agent, authenticated by its own credential.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentCaller {
@@ -164,6 +173,32 @@ impl FromRequestParts<Arc<AppState>> for ApiCaller {
             name: rec.info.name,
             role: rec.info.role.unwrap_or(Role::Viewer),
         })
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = ApiCaller::from_request_parts(parts, state).await?;
+        caller.require(Role::Operator)?;
+        Ok(Operator(caller))
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = ApiCaller::from_request_parts(parts, state).await?;
+        caller.require(Role::Admin)?;
+        Ok(Admin(caller))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod inventory;
 mod monitor;
 mod rollout;
 mod state;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -130,7 +131,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
     monitor::spawn(state.clone());
     generators::spawn(state.clone());
     inventory::sync::spawn(state.clone());
-    let app = api::router(state.clone());
+    let app = api::router(state.clone()).merge(web::router(state.clone()));
     tracing::info!(%addr, store = store.dialect().as_str(), "controller listening");
     // Small writes (SSE events, long-poll answers) must leave at once: without
     // TCP_NODELAY, Nagle's algorithm waits for the peer's delayed ACK (40 ms on Linux).

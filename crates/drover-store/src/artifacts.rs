@@ -13,7 +13,7 @@ use crate::rows::{now_ms, time};
 use crate::{Result, Store};
 
 /// A stored artifact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactInfo {
     /// Hex SHA-256 of the bytes: the artifact's identity.
     pub sha256: String,

@@ -13,7 +13,7 @@ use crate::rows::{now_ms, time};
 use crate::{Result, Store};
 
 /// A live instance with its host.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LiveRow {
     /// Host id.
     pub host_id: String,

@@ -13,7 +13,7 @@ use crate::rows::{json, now_ms, time, to_json};
 use crate::{Result, Store};
 
 /// One file of a stored model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredFile {
     /// Path relative to the model directory.
     pub path: String,
@@ -22,7 +22,7 @@ pub struct StoredFile {
 }
 
 /// A stored model version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelVersion {
     /// Version number, from 1.
     pub id: i64,

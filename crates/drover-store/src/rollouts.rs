@@ -92,7 +92,7 @@ pub struct NewRollout {
 }
 
 /// A rollout's own row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolloutRow {
     /// Execution id.
     pub execution_id: String,
@@ -118,7 +118,7 @@ pub struct RolloutRow {
 }
 
 /// A unit's row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UnitRow {
     /// Position.
     pub unit: i64,
@@ -135,7 +135,7 @@ pub struct UnitRow {
 }
 
 /// An instance's row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstanceRow {
     /// Unit.
     pub unit: i64,
@@ -173,7 +173,7 @@ pub struct InstanceRow {
 }
 
 /// A step's row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepRow {
     /// Unit.
     pub unit: i64,
@@ -200,7 +200,7 @@ pub struct StepRow {
 }
 
 /// Everything about one rollout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolloutDetail {
     /// The rollout.
     pub rollout: RolloutRow,

@@ -76,7 +76,7 @@ use error::Sink;
 use validate::{Doc, Item};
 
 /// One file of a model: its path (as it should appear in errors) and its text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelFile {
     /// Path, usually relative to the model directory.
     pub path: String,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use drover_proto::agent::{
     CommandUpdate, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck, OutputBatch,
@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::{AgentCaller, JoinCaller, hash_secret, new_secret, new_token_id};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Body;
+use crate::extract::{Body, BodyWithNul, Path};
 use crate::monitor;
 use crate::state::AppState;
 
@@ -55,6 +55,12 @@ pub(crate) fn check_label_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An agent trades a join token for its own credential (once per host name; enrolling
+/// again with the same name re-binds the host).
+#[utoipa::path(post, path = "/agent/enroll", tag = "agent",
+    security(("join_token" = [])),
+    request_body = EnrollRequest,
+    responses((status = 201, description = "The agent's credential", body = EnrollResponse)))]
 pub(crate) async fn enroll(
     State(state): State<Arc<AppState>>,
     join: JoinCaller,
@@ -99,6 +105,11 @@ pub(crate) async fn enroll(
     ))
 }
 
+/// Facts, labels, running commands and instances; marks the host up.
+#[utoipa::path(post, path = "/agent/heartbeat", tag = "agent",
+    security(("agent_credential" = [])),
+    request_body = Heartbeat,
+    responses((status = 200, description = "Acknowledged", body = HeartbeatAck)))]
 pub(crate) async fn heartbeat(
     State(state): State<Arc<AppState>>,
     agent: AgentCaller,
@@ -139,6 +150,11 @@ pub(crate) async fn heartbeat(
     }))
 }
 
+/// Long-poll for commands to run and to cancel.
+#[utoipa::path(post, path = "/agent/poll", tag = "agent",
+    security(("agent_credential" = [])),
+    request_body = PollRequest,
+    responses((status = 200, description = "Work, or empty lists when the wait ran out", body = PollResponse)))]
 pub(crate) async fn poll(
     State(state): State<Arc<AppState>>,
     agent: AgentCaller,
@@ -179,12 +195,28 @@ pub(crate) async fn poll(
     }
 }
 
+/// A batch of a command's output.
+#[utoipa::path(post, path = "/agent/commands/{id}/output", tag = "agent",
+    security(("agent_credential" = [])),
+    params(("id" = String, Path, description = "Command id")),
+    request_body = OutputBatch,
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 404, description = "No such command for this host", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn output(
     State(state): State<Arc<AppState>>,
     agent: AgentCaller,
     Path(command_id): Path<String>,
-    Body(batch): Body<OutputBatch>,
+    BodyWithNul(mut batch): BodyWithNul<OutputBatch>,
 ) -> ApiResult<StatusCode> {
+    // Output is text for people: NUL becomes U+FFFD, like invalid UTF-8 on the agent
+    // (PostgreSQL cannot store NUL in text).
+    for chunk in &mut batch.chunks {
+        if chunk.data.contains('\0') {
+            chunk.data = chunk.data.replace('\0', "\u{FFFD}");
+        }
+    }
     let known = match state
         .store
         .append_output(&command_id, &agent.host_id, &batch.chunks)
@@ -209,6 +241,15 @@ pub(crate) async fn output(
     }
 }
 
+/// A command started, or finished with its result.
+#[utoipa::path(post, path = "/agent/commands/{id}/status", tag = "agent",
+    security(("agent_credential" = [])),
+    params(("id" = String, Path, description = "Command id")),
+    request_body = CommandUpdate,
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 404, description = "No such command for this host", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn status(
     State(state): State<Arc<AppState>>,
     agent: AgentCaller,

@@ -7,26 +7,26 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use drover_proto::auth::Role;
 use drover_store::ArtifactInfo;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{ApiCaller, ReaderCaller};
+use crate::auth::{ApiCaller, Operator, ReaderCaller};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Params;
+use crate::extract::{Params, Path};
 use crate::state::AppState;
 
 /// Largest artifact accepted (2 GiB).
 pub(crate) const MAX_ARTIFACT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Answer to an upload.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Pushed {
     /// The stored artifact.
     artifact: ArtifactInfo,
@@ -36,11 +36,13 @@ pub(crate) struct Pushed {
     created: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PushParams {
-    /// File name, for people.
+    /// File name, for people (default `artifact.tar.gz`).
     #[serde(default)]
+    #[param(min_length = 1, max_length = 255, pattern = "^[^/]+$")]
     name: Option<String>,
 }
 
@@ -63,15 +65,24 @@ fn check_sha(sha: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Uploads a `.tar.gz` (up to 2 GiB) into the content-addressed store.
+#[utoipa::path(post, path = "/artifacts", tag = "artifacts",
+    security(("api_token" = ["operator"])),
+    params(PushParams),
+    request_body(content = String, content_type = "application/octet-stream",
+        description = "The `.tar.gz` bytes (any content type is accepted)"),
+    responses(
+        (status = 201, description = "Stored", body = Pushed),
+        (status = 200, description = "The same bytes were already stored", body = Pushed),
+    ))]
 pub(crate) async fn push(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
     Params(p): Params<PushParams>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Pushed>)> {
-    caller.require(Role::Operator)?;
     let name = p.name.unwrap_or_else(|| "artifact.tar.gz".to_string());
-    if name.is_empty() || name.len() > 255 || name.contains('/') {
+    if name.is_empty() || name.chars().count() > 255 || name.contains('/') {
         return Err(ApiError::bad_request(
             "query parameter `name`: 1 to 255 characters, no `/`",
         ));
@@ -153,6 +164,10 @@ async fn receive(body: Body, tmp: &std::path::Path) -> Result<(String, u64), Api
     Ok((hex::encode(hasher.finalize()), size))
 }
 
+/// Every stored artifact.
+#[utoipa::path(get, path = "/artifacts", tag = "artifacts",
+    security(("api_token" = ["viewer"])),
+    responses((status = 200, description = "Stored artifacts", body = Vec<ArtifactInfo>)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -160,6 +175,15 @@ pub(crate) async fn list(
     Ok(Json(state.store.list_artifacts().await?))
 }
 
+/// Downloads an artifact's bytes (also with an agent credential).
+#[utoipa::path(get, path = "/artifacts/{sha}", tag = "artifacts",
+    security(("api_token" = ["viewer"]), ("agent_credential" = [])),
+    params(("sha" = String, Path, pattern = "^[0-9a-f]{64}$",
+        description = "SHA-256 of the bytes (64 lower-case hex digits)")),
+    responses(
+        (status = 200, content_type = "application/gzip", body = String, description = "The `.tar.gz`"),
+        (status = 404, description = "No such artifact", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn download(
     State(state): State<Arc<AppState>>,
     caller: ReaderCaller,

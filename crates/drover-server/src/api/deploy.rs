@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use drover_core::delta::{DeltaSummary, InstanceDelta, delta};
 use drover_core::instance::{InstanceKey, LiveInstance};
 use drover_core::model::{Model, ModelFile};
@@ -16,23 +16,43 @@ use drover_core::plan::{Plan, ServiceRollout, plan};
 use drover_proto::hosts::{Host, HostStatus};
 use drover_store::{ModelVersion, StoredFile};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::hosts::parse_selector;
-use crate::auth::ApiCaller;
+use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{Body, Params, Path};
 use crate::state::AppState;
 
 /// `POST /plan`: a model to compare with the live fleet.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"files": [{"path": "web.yaml", "text": MODEL_EXAMPLE}]})))]
 pub(crate) struct PlanRequest {
-    /// The model's files.
+    /// The model's files (`*.yaml`, with paths as they should appear in errors).
     files: Vec<ModelFile>,
 }
 
+/// The model of the `POST /plan` example: one service on the hosts labelled `role=web`.
+const MODEL_EXAMPLE: &str = "kind: hostclass
+name: web
+selector: label.role=web
+---
+kind: service
+name: hello
+version: \"1.0.0\"
+artifact:
+  url: https://artifacts.example.com/hello-1.0.0.tar.gz
+  sha256: 30727946d0ec8ad557c5ff2f0a309c27dc5ca0614544dcb8196edc4bcbf31904
+placement:
+  hostclass: web
+ports:
+  http: 8080
+run: [\"./bin/hello\", \"--port\", \"{{ ports.http }}\"]
+";
+
 /// The plan, as data and as text.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PlanResponse {
     /// Content hash of the model.
     model_hash: String,
@@ -138,6 +158,14 @@ pub(crate) fn compare(model: &Model, view: &LiveView) -> ApiResult<(Vec<Instance
     Ok((deltas, plan))
 }
 
+/// The plan a model would produce against the live fleet. Changes nothing (any role).
+#[utoipa::path(post, path = "/plan", tag = "deploy",
+    security(("api_token" = ["viewer"])),
+    request_body = PlanRequest,
+    responses(
+        (status = 200, description = "The plan", body = PlanResponse),
+        (status = 422, description = "The model has errors (every one is listed)", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn plan_model(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -154,8 +182,9 @@ pub(crate) async fn plan_model(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StatusParams {
     /// Only instances on hosts matching this selector.
     #[serde(default)]
@@ -166,7 +195,7 @@ pub(crate) struct StatusParams {
 }
 
 /// The delta of the applied model.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StatusResponse {
     /// The applied model version, if any.
     model_version: Option<i64>,
@@ -176,6 +205,14 @@ pub(crate) struct StatusResponse {
     instances: Vec<InstanceDelta>,
 }
 
+/// The delta of the applied model against the live fleet.
+#[utoipa::path(get, path = "/status", tag = "deploy",
+    security(("api_token" = ["viewer"])),
+    params(StatusParams),
+    responses(
+        (status = 200, description = "The delta", body = StatusResponse),
+        (status = 422, description = "The stored model no longer loads", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn status(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -223,6 +260,10 @@ pub(crate) fn to_model_files(files: &[StoredFile]) -> Vec<ModelFile> {
         .collect()
 }
 
+/// Stored model versions (without files), newest first.
+#[utoipa::path(get, path = "/models", tag = "deploy",
+    security(("api_token" = ["viewer"])),
+    responses((status = 200, description = "Model versions", body = Vec<ModelVersion>)))]
 pub(crate) async fn list_models(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -230,6 +271,14 @@ pub(crate) async fn list_models(
     Ok(Json(state.store.list_model_versions(1000).await?))
 }
 
+/// One model version with its files.
+#[utoipa::path(get, path = "/models/{id}", tag = "deploy",
+    security(("api_token" = ["viewer"])),
+    params(("id" = i64, Path, description = "Model version number")),
+    responses(
+        (status = 200, description = "The model version", body = ModelVersion),
+        (status = 404, description = "No such version", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn get_model(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -247,7 +296,7 @@ pub(crate) async fn get_model(
 }
 
 /// `POST /apply`: store a model version and roll it out.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApplyRequest {
     /// The model's files.
@@ -261,7 +310,7 @@ pub(crate) struct ApplyRequest {
 }
 
 /// What `apply` did.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Applied {
     /// The stored model version.
     pub model_version: i64,
@@ -271,12 +320,21 @@ pub(crate) struct Applied {
     pub plan_text: String,
 }
 
+/// Stores a model version and rolls it out.
+#[utoipa::path(post, path = "/apply", tag = "deploy",
+    security(("api_token" = ["operator"])),
+    request_body = ApplyRequest,
+    responses(
+        (status = 201, description = "Stored, and a rollout started", body = Applied),
+        (status = 200, description = "Stored; nothing to change", body = Applied),
+        (status = 409, description = "A rollout is running", body = drover_proto::error::ApiError),
+        (status = 422, description = "The model has errors, or is empty without `allow_empty`", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn apply(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
     Body(req): Body<ApplyRequest>,
 ) -> ApiResult<(axum::http::StatusCode, Json<Applied>)> {
-    caller.require(drover_proto::auth::Role::Operator)?;
     let message = if req.message.trim().is_empty() {
         "applied with drover apply".to_string()
     } else {
@@ -377,6 +435,14 @@ async fn rollout_or_404(
         .ok_or_else(|| ApiError::not_found(format!("no rollout `{id}`")))
 }
 
+/// A rollout with its units, instances and steps.
+#[utoipa::path(get, path = "/rollouts/{id}", tag = "deploy",
+    security(("api_token" = ["viewer"])),
+    params(("id" = String, Path, description = "The rollout's execution id, or `latest`")),
+    responses(
+        (status = 200, description = "The rollout", body = drover_store::RolloutDetail),
+        (status = 404, description = "No such rollout", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn get_rollout(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -394,24 +460,49 @@ pub(crate) async fn get_rollout(
     rollout_or_404(&state, &id).await
 }
 
+/// What `POST /rollouts/{id}/{action}` does.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RolloutAction {
+    /// Go on after the canary (`awaiting-promotion` → `running`).
+    Promote,
+    /// Stop starting new steps (`running` → `paused`).
+    Pause,
+    /// Go on (`paused` → `running`).
+    Resume,
+    /// Stop for good (→ `aborted`).
+    Abort,
+}
+
 /// `POST /rollouts/{id}/{promote|pause|resume|abort}`.
+#[utoipa::path(post, path = "/rollouts/{id}/{action}", tag = "deploy",
+    security(("api_token" = ["operator"])),
+    params(
+        ("id" = String, Path, description = "The rollout's execution id"),
+        ("action" = RolloutAction, Path, description = "What to do"),
+    ),
+    responses(
+        (status = 200, description = "The rollout", body = drover_store::RolloutDetail),
+        (status = 404, description = "No such rollout or action", body = drover_proto::error::ApiError),
+        (status = 409, description = "The rollout is in a state the action does not apply to", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn control_rollout(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
     Path((id, verb)): Path<(String, String)>,
 ) -> ApiResult<Json<drover_store::RolloutDetail>> {
-    caller.require(drover_proto::auth::Role::Operator)?;
-    let (from, to): (&[&str], &str) = match verb.as_str() {
-        "promote" => (&["awaiting-promotion"], "running"),
-        "pause" => (&["running"], "paused"),
-        "resume" => (&["paused"], "running"),
-        "abort" => (&["running", "paused", "awaiting-promotion"], "aborted"),
-        other => {
-            return Err(ApiError::not_found(format!(
-                "no rollout action `{other}` (promote, pause, resume, abort)"
-            )));
-        }
-    };
+    let (from, to): (&[&str], &str) =
+        match serde_json::from_value::<RolloutAction>(verb.clone().into()) {
+            Ok(RolloutAction::Promote) => (&["awaiting-promotion"], "running"),
+            Ok(RolloutAction::Pause) => (&["running"], "paused"),
+            Ok(RolloutAction::Resume) => (&["paused"], "running"),
+            Ok(RolloutAction::Abort) => (&["running", "paused", "awaiting-promotion"], "aborted"),
+            Err(_) => {
+                return Err(ApiError::not_found(format!(
+                    "no rollout action `{verb}` (promote, pause, resume, abort)"
+                )));
+            }
+        };
     let Json(detail) = rollout_or_404(&state, &id).await?;
     if !state
         .store
@@ -432,11 +523,18 @@ pub(crate) async fn control_rollout(
 }
 
 /// `POST /rollback`: apply the model version before the current one again.
+#[utoipa::path(post, path = "/rollback", tag = "deploy",
+    security(("api_token" = ["operator"])),
+    responses(
+        (status = 201, description = "Stored again, and a rollout started", body = Applied),
+        (status = 200, description = "Stored again; nothing to change", body = Applied),
+        (status = 409, description = "A rollout is running", body = drover_proto::error::ApiError),
+        (status = 422, description = "Fewer than two model versions are stored", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn rollback(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
 ) -> ApiResult<(axum::http::StatusCode, Json<Applied>)> {
-    caller.require(drover_proto::auth::Role::Operator)?;
     let versions = state.store.list_model_versions(2).await?;
     let (Some(current), Some(prev)) = (versions.first(), versions.get(1)) else {
         return Err(ApiError::unprocessable(

@@ -15,6 +15,7 @@ use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+use utoipa::IntoParams;
 
 use super::paging;
 use crate::auth::ApiCaller;
@@ -22,23 +23,27 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Exact type or prefix ending in `*`.
     #[serde(default, rename = "type")]
     kind: Option<String>,
-    /// RFC 3339 time.
+    /// RFC 3339 time: only events since then.
     #[serde(default)]
+    #[param(format = DateTime)]
     since: Option<String>,
-    /// Cursor (event id).
+    /// Cursor: the `next` of the previous page (an event id).
     #[serde(default)]
     after: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `asc` (default) or `desc`.
     #[serde(default)]
-    order: Option<String>,
+    order: Option<EventOrderParam>,
 }
 
 fn parse_since(since: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -70,20 +75,31 @@ fn check_kind(kind: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Order of `GET /events`.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[schema(as = EventOrder)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EventOrderParam {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// The event log (which is also the audit trail), a page at a time.
+#[utoipa::path(get, path = "/events", tag = "events",
+    security(("api_token" = ["viewer"])),
+    params(ListParams),
+    responses((status = 200, description = "A page of events", body = Page<Event>)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
     Params(p): Params<ListParams>,
 ) -> ApiResult<Json<Page<Event>>> {
     check_kind(p.kind.as_deref())?;
-    let order = match p.order.as_deref() {
-        None | Some("asc") => EventOrder::Asc,
-        Some("desc") => EventOrder::Desc,
-        Some(o) => {
-            return Err(ApiError::bad_request(format!(
-                "query parameter `order`: `{o}` is neither `asc` nor `desc`"
-            )));
-        }
+    let order = match p.order {
+        None | Some(EventOrderParam::Asc) => EventOrder::Asc,
+        Some(EventOrderParam::Desc) => EventOrder::Desc,
     };
     let limit = paging::limit(p.limit)?;
     let mut items = state
@@ -105,19 +121,28 @@ pub(crate) async fn list(
     Ok(Json(Page { items, next }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StreamParams {
+    /// Exact type or prefix ending in `*`.
     #[serde(default, rename = "type")]
     kind: Option<String>,
     /// Start after this event id; default: from now on (or from `since`).
     #[serde(default)]
     after: Option<i64>,
+    /// RFC 3339 time: start with the events since then.
     #[serde(default)]
+    #[param(format = DateTime)]
     since: Option<String>,
 }
 
 /// New events as they are appended (SSE event name `event`, data an [`Event`]).
+#[utoipa::path(get, path = "/events/stream", tag = "events",
+    security(("api_token" = ["viewer"])),
+    params(StreamParams),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "Server-sent events named `event`, each an Event; never ends")))]
 pub(crate) async fn stream(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use drover_proto::agent::CommandSpec;
-use drover_proto::auth::Role;
 use drover_proto::executions::{
     Execution, ExecutionStatus, HostOutput, RunRequest, Target, TargetStatus, stream_events,
 };
@@ -20,24 +19,44 @@ use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
 
 use super::hosts::parse_selector;
 use super::paging;
-use crate::auth::ApiCaller;
+use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{Body, Params, Path};
 use crate::monitor;
 use crate::state::AppState;
 
 /// Longest per-host timeout a run may ask for (7 days).
 const MAX_TIMEOUT_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// Runs a command on every host the selector matches.
+#[utoipa::path(post, path = "/runs", tag = "executions",
+    security(("api_token" = ["operator"])),
+    request_body = RunRequest,
+    responses(
+        (status = 201, description = "The execution, as recorded", body = Execution),
+        (status = 422, description = "The selector matches no host", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn create_run(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
     Body(req): Body<RunRequest>,
 ) -> ApiResult<(StatusCode, Json<Execution>)> {
-    caller.require(Role::Operator)?;
+    let exec = start_run(&state, &caller.name, req).await?;
+    Ok((StatusCode::CREATED, Json(exec)))
+}
+
+/// Records a run for `actor` (checks the request, resolves the selector, creates the
+/// execution with its event) and dispatches it. Shared by `POST /runs` and the
+/// dashboard's run form; the caller has checked the operator role.
+pub(crate) async fn start_run(
+    state: &Arc<AppState>,
+    actor: &str,
+    req: RunRequest,
+) -> ApiResult<Execution> {
     if req.command.is_empty() || req.command[0].is_empty() {
         return Err(ApiError::bad_request(
             "field `command`: must name a program (e.g. [\"uptime\"])",
@@ -79,7 +98,7 @@ pub(crate) async fn create_run(
         .create_execution(&NewExecution {
             id: id.clone(),
             kind: "run".to_string(),
-            actor: caller.name.clone(),
+            actor: actor.to_string(),
             selector: selector.to_string(),
             spec: serde_json::to_value(&req).map_err(ApiError::internal)?,
             command: CommandSpec::Exec {
@@ -91,30 +110,42 @@ pub(crate) async fn create_run(
             targets,
         })
         .await?;
-    monitor::dispatch(&state, &id).await;
-    let exec = state
+    monitor::dispatch(state, &id).await;
+    state
         .store
         .get_execution(&id)
         .await?
-        .ok_or_else(|| ApiError::internal("execution vanished after creation"))?;
-    Ok((StatusCode::CREATED, Json(exec)))
+        .ok_or_else(|| ApiError::internal("execution vanished after creation"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Only this kind (`run`, `logs`, `deploy`, `generate`).
     #[serde(default)]
     kind: Option<String>,
+    /// Only this status.
     #[serde(default)]
+    #[param(value_type = Option<ExecutionStatus>)]
     status: Option<String>,
+    /// Only executions this token name asked for.
     #[serde(default)]
     actor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Cursor: the `next` of the previous page (an execution id).
     #[serde(default)]
     after: Option<String>,
 }
 
+/// Executions, newest first, a page at a time.
+#[utoipa::path(get, path = "/executions", tag = "executions",
+    security(("api_token" = ["viewer"])),
+    params(ListParams),
+    responses((status = 200, description = "A page of executions (without targets)", body = Page<Execution>)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -157,6 +188,14 @@ async fn load(state: &AppState, id: &str) -> ApiResult<Execution> {
         .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))
 }
 
+/// One execution with its targets.
+#[utoipa::path(get, path = "/executions/{id}", tag = "executions",
+    security(("api_token" = ["viewer"])),
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The execution with its targets", body = Execution),
+        (status = 404, description = "No such execution", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -165,12 +204,19 @@ pub(crate) async fn get(
     Ok(Json(load(&state, &id).await?))
 }
 
+/// Cancels an execution: pending targets are cancelled, running ones killed.
+#[utoipa::path(post, path = "/executions/{id}/cancel", tag = "executions",
+    security(("api_token" = ["operator"])),
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The execution", body = Execution),
+        (status = 404, description = "No such execution", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn cancel(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Execution>> {
-    caller.require(Role::Operator)?;
     let settled = state
         .store
         .request_cancel(&id, &caller.name)
@@ -180,15 +226,27 @@ pub(crate) async fn cancel(
     Ok(Json(load(&state, &id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct OutputParams {
+    /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Cursor: the `next` of the previous page.
     #[serde(default)]
     after: Option<i64>,
 }
 
+/// Stored output of every host, in the order it was stored, a page at a time.
+#[utoipa::path(get, path = "/executions/{id}/output", tag = "executions",
+    security(("api_token" = ["viewer"])),
+    params(("id" = String, Path, description = "Execution id"), OutputParams),
+    responses(
+        (status = 200, description = "A page of output chunks", body = Page<HostOutput>),
+        (status = 404, description = "No such execution", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn output(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -219,6 +277,15 @@ fn sse_json<T: serde::Serialize>(name: &str, value: &T) -> SseEvent {
 
 /// Live view of an execution: replays stored output, then streams new output and target
 /// changes as they happen, and ends with the final execution.
+#[utoipa::path(get, path = "/executions/{id}/stream", tag = "executions",
+    security(("api_token" = ["viewer"])),
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+         description = "Server-sent events: `output` (a HostOutput), `target` (a Target), \
+                        and last `execution` (the final Execution)"),
+        (status = 404, description = "No such execution", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn stream(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -377,7 +444,7 @@ async fn send_targets(
 }
 
 /// `POST /logs`: stream one instance's log files from its agent.
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogsRequest {
     /// Host name.
@@ -389,6 +456,7 @@ pub(crate) struct LogsRequest {
     index: u32,
     /// Start with the last this many lines.
     #[serde(default = "default_tail")]
+    #[schema(maximum = 100_000)]
     tail: u32,
     /// Keep streaming until cancelled.
     #[serde(default)]
@@ -399,12 +467,20 @@ fn default_tail() -> u32 {
     100
 }
 
+/// Streams one instance's log files from its agent, as a `logs` execution (follow it
+/// with `GET /executions/{id}/stream`).
+#[utoipa::path(post, path = "/logs", tag = "executions",
+    security(("api_token" = ["operator"])),
+    request_body = LogsRequest,
+    responses(
+        (status = 201, description = "The `logs` execution", body = Execution),
+        (status = 404, description = "No such host", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn logs(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
     Body(req): Body<LogsRequest>,
 ) -> ApiResult<(StatusCode, Json<Execution>)> {
-    caller.require(Role::Operator)?;
     if req.tail > 100_000 {
         return Err(ApiError::bad_request("field `tail`: at most 100000 lines"));
     }

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use drover_proto::auth::Role;
+use axum::extract::State;
 use drover_proto::inventory::{GeneratorApplied, GeneratorHost, GeneratorInfo, GeneratorPreview};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
-use crate::auth::ApiCaller;
+use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Params;
+use crate::extract::{Params, Path};
 use crate::generators::{self, context};
 use crate::state::AppState;
 
@@ -24,6 +24,12 @@ async fn current_model(state: &AppState) -> ApiResult<drover_core::model::Model>
 }
 
 /// `GET /generators`: every generator of the applied model and its state per host.
+#[utoipa::path(get, path = "/generators", tag = "generators",
+    security(("api_token" = ["viewer"])),
+    responses(
+        (status = 200, description = "Generators with their outputs", body = Vec<GeneratorInfo>),
+        (status = 422, description = "The stored model no longer loads", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -68,15 +74,25 @@ pub(crate) async fn list(
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RenderParams {
+    /// Only this target host (default: every target).
     #[serde(default)]
     host: Option<String>,
 }
 
 /// `GET /generators/{name}/render[?host=H]`: what would be written, and the diff
 /// against what is live. Writes nothing.
+#[utoipa::path(get, path = "/generators/{name}/render", tag = "generators",
+    security(("api_token" = ["viewer"])),
+    params(("name" = String, Path, description = "Generator name"), RenderParams),
+    responses(
+        (status = 200, description = "One preview per target host", body = Vec<GeneratorPreview>),
+        (status = 404, description = "No such generator or host", body = drover_proto::error::ApiError),
+        (status = 422, description = "The stored model no longer loads", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn render(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -136,12 +152,19 @@ pub(crate) async fn render(
 
 /// `POST /generators/{name}/apply`: render and write now (also bytes a check refused
 /// before: for after the cause was fixed on the host).
+#[utoipa::path(post, path = "/generators/{name}/apply", tag = "generators",
+    security(("api_token" = ["operator"])),
+    params(("name" = String, Path, description = "Generator name")),
+    responses(
+        (status = 200, description = "The executions started", body = GeneratorApplied),
+        (status = 404, description = "No such generator", body = drover_proto::error::ApiError),
+        (status = 422, description = "The stored model no longer loads", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn apply(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<Json<GeneratorApplied>> {
-    caller.require(Role::Operator)?;
     let model = current_model(&state).await?;
     if !model.generators.contains_key(&name) {
         return Err(ApiError::not_found(format!(

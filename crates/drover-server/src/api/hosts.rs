@@ -3,25 +3,31 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use drover_core::selector::Selector;
 use drover_proto::hosts::Host;
 use drover_proto::page::Page;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::paging;
 use crate::auth::ApiCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Params;
+use crate::extract::{Params, Path};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Host selector (`name=web-*,label.role=db,fact.os!=darwin`); default all hosts.
     #[serde(default)]
     selector: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Cursor: the `next` of the previous page (a host name).
     #[serde(default)]
     after: Option<String>,
 }
@@ -32,6 +38,11 @@ pub(crate) fn parse_selector(field: &str, text: &str) -> Result<Selector, ApiErr
         .map_err(|e| ApiError::bad_request(format!("{field} `{text}`: {e}")))
 }
 
+/// Hosts matching a selector, by name, a page at a time.
+#[utoipa::path(get, path = "/hosts", tag = "hosts",
+    security(("api_token" = ["viewer"])),
+    params(ListParams),
+    responses((status = 200, description = "A page of hosts", body = Page<Host>)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -98,6 +109,9 @@ pub(crate) async fn enrich(state: &AppState, hosts: &mut [Host]) -> ApiResult<()
 }
 
 /// Every live instance, as agents report them.
+#[utoipa::path(get, path = "/instances", tag = "deploy",
+    security(("api_token" = ["viewer"])),
+    responses((status = 200, description = "Live instances with their hosts", body = Vec<drover_store::LiveRow>)))]
 pub(crate) async fn instances(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -105,6 +119,14 @@ pub(crate) async fn instances(
     Ok(Json(state.store.list_instances().await?))
 }
 
+/// One host, by name or id.
+#[utoipa::path(get, path = "/hosts/{host}", tag = "hosts",
+    security(("api_token" = ["viewer"])),
+    params(("host" = String, Path, description = "Host name or id")),
+    responses(
+        (status = 200, description = "The host", body = Host),
+        (status = 404, description = "No such host", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,

@@ -3,18 +3,21 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use drover_proto::auth::Role;
+use axum::extract::State;
 use drover_proto::hosts::{Host, HostChange};
 use drover_proto::inventory::ProviderState;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::ApiCaller;
+use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Params;
+use crate::extract::{Params, Path};
 use crate::state::AppState;
 
 /// `GET /providers`: every provider's last sync.
+#[utoipa::path(get, path = "/providers", tag = "inventory",
+    security(("api_token" = ["viewer"])),
+    responses((status = 200, description = "Every provider of the applied model", body = Vec<ProviderState>)))]
 pub(crate) async fn providers(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -23,12 +26,18 @@ pub(crate) async fn providers(
 }
 
 /// `POST /providers/{name}/sync`: sync now (at the next round, within a second).
+#[utoipa::path(post, path = "/providers/{name}/sync", tag = "inventory",
+    security(("api_token" = ["operator"])),
+    params(("name" = String, Path, description = "Provider name (from the model)")),
+    responses(
+        (status = 200, description = "The provider's state before the sync", body = ProviderState),
+        (status = 404, description = "No such provider", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn sync(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    _caller: Operator,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ProviderState>> {
-    caller.require(Role::Operator)?;
     let known = state.store.providers().await?;
     let Some(p) = known.into_iter().find(|p| p.name == name) else {
         return Err(ApiError::not_found(format!(
@@ -39,15 +48,35 @@ pub(crate) async fn sync(
     Ok(Json(p))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct HistoryParams {
+    /// Most changes to return, 1 to 1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+}
+
+/// What `POST /hosts/{host}/{action}` does.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum HostAction {
+    /// Take the host out of every load-balancer pool.
+    Drain,
+    /// Put it back.
+    Undrain,
 }
 
 /// `GET /hosts/{host}/history`: what changed on a host, newest first (also for a
 /// host that was removed).
+#[utoipa::path(get, path = "/hosts/{host}/history", tag = "hosts",
+    security(("api_token" = ["viewer"])),
+    params(("host" = String, Path, description = "Host name or id"), HistoryParams),
+    responses(
+        (status = 200, description = "Changes, newest first", body = Vec<HostChange>),
+        (status = 404, description = "No such host", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn history(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
@@ -67,18 +96,27 @@ pub(crate) async fn history(
 
 /// `POST /hosts/{host}/drain` and `/undrain`: take a host out of every load-balancer
 /// pool (its instances render as `drain` in every generator), or put it back.
+#[utoipa::path(post, path = "/hosts/{host}/{action}", tag = "hosts",
+    security(("api_token" = ["operator"])),
+    params(
+        ("host" = String, Path, description = "Host name"),
+        ("action" = HostAction, Path, description = "`drain` or `undrain`"),
+    ),
+    responses(
+        (status = 200, description = "The host", body = Host),
+        (status = 404, description = "No such host or action", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn drain(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Operator(caller): Operator,
     Path((host, verb)): Path<(String, String)>,
 ) -> ApiResult<Json<Host>> {
-    caller.require(Role::Operator)?;
-    let drained = match verb.as_str() {
-        "drain" => true,
-        "undrain" => false,
-        other => {
+    let drained = match serde_json::from_value::<HostAction>(verb.clone().into()) {
+        Ok(HostAction::Drain) => true,
+        Ok(HostAction::Undrain) => false,
+        Err(_) => {
             return Err(ApiError::not_found(format!(
-                "no action `{other}` on hosts; use drain or undrain"
+                "no action `{verb}` on hosts; use drain or undrain"
             )));
         }
     };

@@ -4,10 +4,11 @@ mod agent;
 mod artifacts;
 pub(crate) mod deploy;
 mod events;
-mod executions;
+pub(crate) mod executions;
 mod generators;
 mod hosts;
 mod inventory;
+pub(crate) mod openapi;
 mod paging;
 mod tokens;
 
@@ -16,58 +17,68 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Every endpoint of `/api/v1`, each registered together with its OpenAPI operation:
+/// this list is both the router and the document's paths, so the two cannot drift.
+/// Register routes here only with `.routes(routes!(…))`; a plain `.route(…)` would be
+/// served but missing from the document (a test refuses it).
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+        .routes(routes!(tokens::login))
+        .routes(routes!(tokens::whoami))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(hosts::list))
+        .routes(routes!(hosts::get))
+        .routes(routes!(inventory::history))
+        .routes(routes!(inventory::drain))
+        .routes(routes!(inventory::providers))
+        .routes(routes!(inventory::sync))
+        .routes(routes!(executions::create_run))
+        .routes(routes!(executions::logs))
+        .routes(routes!(executions::list))
+        .routes(routes!(executions::get))
+        .routes(routes!(executions::cancel))
+        .routes(routes!(executions::output))
+        .routes(routes!(executions::stream))
+        .routes(routes!(artifacts::list, artifacts::push))
+        .routes(routes!(artifacts::download))
+        .routes(routes!(hosts::instances))
+        .routes(routes!(deploy::plan_model))
+        .routes(routes!(deploy::status))
+        .routes(routes!(deploy::list_models))
+        .routes(routes!(deploy::get_model))
+        .routes(routes!(deploy::apply))
+        .routes(routes!(deploy::rollback))
+        .routes(routes!(deploy::get_rollout))
+        .routes(routes!(deploy::control_rollout))
+        .routes(routes!(generators::list))
+        .routes(routes!(generators::render))
+        .routes(routes!(generators::apply))
+        .routes(routes!(events::list))
+        .routes(routes!(events::stream))
+        .routes(routes!(agent::enroll))
+        .routes(routes!(agent::heartbeat))
+        .routes(routes!(agent::poll))
+        .routes(routes!(agent::output))
+        .routes(routes!(agent::status));
+    OpenApiRouter::new().nest(drover_proto::API_PREFIX, api)
+}
+
 /// The whole API.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
-    let api = Router::new()
-        .route("/health", get(health))
-        .route("/login", post(tokens::login))
-        .route("/whoami", get(tokens::whoami))
-        .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", delete(tokens::revoke))
-        .route("/hosts", get(hosts::list))
-        .route("/hosts/{host}", get(hosts::get))
-        .route("/hosts/{host}/history", get(inventory::history))
-        .route("/hosts/{host}/{verb}", post(inventory::drain))
-        .route("/providers", get(inventory::providers))
-        .route("/providers/{name}/sync", post(inventory::sync))
-        .route("/runs", post(executions::create_run))
-        .route("/logs", post(executions::logs))
-        .route("/executions", get(executions::list))
-        .route("/executions/{id}", get(executions::get))
-        .route("/executions/{id}/cancel", post(executions::cancel))
-        .route("/executions/{id}/output", get(executions::output))
-        .route("/executions/{id}/stream", get(executions::stream))
-        .route("/artifacts", get(artifacts::list).post(artifacts::push))
-        .route("/artifacts/{sha}", get(artifacts::download))
-        .route("/instances", get(hosts::instances))
-        .route("/plan", post(deploy::plan_model))
-        .route("/status", get(deploy::status))
-        .route("/models", get(deploy::list_models))
-        .route("/models/{id}", get(deploy::get_model))
-        .route("/apply", post(deploy::apply))
-        .route("/rollback", post(deploy::rollback))
-        .route("/rollouts/{id}", get(deploy::get_rollout))
-        .route("/rollouts/{id}/{verb}", post(deploy::control_rollout))
-        .route("/generators", get(generators::list))
-        .route("/generators/{name}/render", get(generators::render))
-        .route("/generators/{name}/apply", post(generators::apply))
-        .route("/events", get(events::list))
-        .route("/events/stream", get(events::stream))
-        .route("/agent/enroll", post(agent::enroll))
-        .route("/agent/heartbeat", post(agent::heartbeat))
-        .route("/agent/poll", post(agent::poll))
-        .route("/agent/commands/{id}/output", post(agent::output))
-        .route("/agent/commands/{id}/status", post(agent::status))
-        .fallback(not_found);
-    Router::new()
-        .nest(drover_proto::API_PREFIX, api)
-        .fallback(not_found)
+    let (api, _doc) = routes().split_for_parts();
+    api.fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(move |req, next| {
             refuse_announced_oversize(limit, req, next)
@@ -111,8 +122,34 @@ async fn refuse_announced_oversize(
     next.run(req).await
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "version": drover_proto::VERSION }))
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HealthInfo {
+    /// Always `ok`.
+    status: &'static str,
+    /// The controller's version.
+    version: &'static str,
+}
+
+/// Liveness; needs no token.
+#[utoipa::path(get, path = "/health", tag = "meta",
+    responses((status = 200, description = "The controller is up", body = HealthInfo)))]
+async fn health() -> Json<HealthInfo> {
+    Json(HealthInfo {
+        status: "ok",
+        version: drover_proto::VERSION,
+    })
+}
+
+/// This document; needs no token.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document of `/api/v1`",
+        content_type = "application/json", body = Object)))]
+async fn openapi_json() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi::json(),
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

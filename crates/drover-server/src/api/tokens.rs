@@ -3,17 +3,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use drover_proto::auth::{CreateTokenRequest, CreatedToken, Role, TokenInfo, TokenKind, WhoAmI};
 use drover_proto::events::types;
 use drover_store::{NewEvent, NewToken};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 
-use crate::auth::{ApiCaller, hash_secret, new_secret, new_token_id};
+use crate::auth::{Admin, ApiCaller, hash_secret, new_secret, new_token_id};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{Body, Params, Path};
 use crate::state::AppState;
 
 fn whoami_of(caller: &ApiCaller) -> WhoAmI {
@@ -24,11 +25,19 @@ fn whoami_of(caller: &ApiCaller) -> WhoAmI {
     }
 }
 
+/// Who the presented token is.
+#[utoipa::path(get, path = "/whoami", tag = "tokens",
+    security(("api_token" = ["viewer"])),
+    responses((status = 200, description = "The token's id, name and role", body = WhoAmI)))]
 pub(crate) async fn whoami(caller: ApiCaller) -> Json<WhoAmI> {
     Json(whoami_of(&caller))
 }
 
-/// `drover login` checks its token here; the check is recorded.
+/// `drover login` checks its token here; the check is recorded (`auth.login` event).
+/// Any role may call it: it changes nothing but the event log.
+#[utoipa::path(post, path = "/login", tag = "tokens",
+    security(("api_token" = ["viewer"])),
+    responses((status = 200, description = "The token's id, name and role", body = WhoAmI)))]
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     caller: ApiCaller,
@@ -44,30 +53,41 @@ pub(crate) async fn login(
     Ok(Json(whoami_of(&caller)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Also list agent credentials.
     #[serde(default)]
     agents: bool,
 }
 
+/// Every token (never a secret), oldest first.
+#[utoipa::path(get, path = "/tokens", tag = "tokens",
+    security(("api_token" = ["admin"])),
+    params(ListParams),
+    responses((status = 200, description = "The tokens", body = Vec<TokenInfo>)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    _caller: Admin,
     Params(p): Params<ListParams>,
 ) -> ApiResult<Json<Vec<TokenInfo>>> {
-    caller.require(Role::Admin)?;
     Ok(Json(state.store.list_tokens(p.agents).await?))
 }
 
+/// Creates an API token (with a role) or a join token. The secret is in this answer
+/// only.
+#[utoipa::path(post, path = "/tokens", tag = "tokens",
+    security(("api_token" = ["admin"])),
+    request_body = CreateTokenRequest,
+    responses((status = 201, description = "The token and its secret", body = CreatedToken)))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Admin(caller): Admin,
     Body(req): Body<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    caller.require(Role::Admin)?;
     let name = req.name.trim();
-    if name.is_empty() || name.len() > 64 {
+    if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::bad_request(
             "field `name`: must be 1 to 64 characters",
         ));
@@ -115,12 +135,19 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
 }
 
+/// Revokes a token or an agent credential (at once; revoking twice is no error).
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens",
+    security(("api_token" = ["admin"])),
+    params(("id" = String, Path, description = "Token id (`tok_…`)")),
+    responses(
+        (status = 200, description = "The revoked token", body = TokenInfo),
+        (status = 404, description = "No such token", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn revoke(
     State(state): State<Arc<AppState>>,
-    caller: ApiCaller,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenInfo>> {
-    caller.require(Role::Admin)?;
     let before = state
         .store
         .get_token(&id)

@@ -1,0 +1,298 @@
+//! The fleet page: every host with its status, labels and instance count, counters,
+//! a selector filter, grouping, server-side paging and a live fragment that htmx
+//! polls every 2 s.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use drover_core::selector::Selector;
+use drover_proto::hosts::{Host, HostStatus};
+use serde::Deserialize;
+
+use super::{Chrome, ago, render, urlencode};
+use crate::web::session::Session;
+use crate::web::{PageError, Web};
+
+/// Hosts per page.
+pub(crate) const PAGE_SIZE: usize = 100;
+
+/// The fleet page's query: everything a view needs, so it can be bookmarked.
+#[derive(Deserialize, Default, Clone)]
+pub(crate) struct FleetQuery {
+    /// Selector in the CLI's syntax (`label.role=web,fact.status=down`).
+    #[serde(default)]
+    selector: Option<String>,
+    /// Group by `label.KEY`, a bare label key, or `hostclass`.
+    #[serde(default)]
+    group: Option<String>,
+    /// 1-based page number.
+    #[serde(default)]
+    page: Option<String>,
+}
+
+impl FleetQuery {
+    fn selector(&self) -> &str {
+        self.selector.as_deref().map(str::trim).unwrap_or("")
+    }
+
+    fn group(&self) -> &str {
+        self.group.as_deref().map(str::trim).unwrap_or("")
+    }
+
+    fn page(&self) -> usize {
+        self.page
+            .as_deref()
+            .and_then(|p| p.trim().parse::<usize>().ok())
+            .filter(|p| *p >= 1)
+            .unwrap_or(1)
+    }
+
+    /// The query string of this view at another page (empty parts left out).
+    fn query_at(&self, page: usize) -> String {
+        let mut parts = Vec::new();
+        if !self.selector().is_empty() {
+            parts.push(format!("selector={}", urlencode(self.selector())));
+        }
+        if !self.group().is_empty() {
+            parts.push(format!("group={}", urlencode(self.group())));
+        }
+        if page > 1 {
+            parts.push(format!("page={page}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
+}
+
+/// One row of the table (or a group heading).
+pub(crate) struct Row {
+    /// A group heading row: the group's title.
+    group: Option<String>,
+    name: String,
+    href: String,
+    status: &'static str,
+    labels: Vec<String>,
+    hostclasses: String,
+    instances: u32,
+    seen: String,
+    drained: bool,
+}
+
+/// Counters over the whole fleet, and how many hosts the filter matches.
+pub(crate) struct Counters {
+    total: usize,
+    up: usize,
+    down: usize,
+    missing: usize,
+    matching: usize,
+}
+
+/// The live part of the page: counters, table and pager.
+pub(crate) struct Live {
+    counters: Counters,
+    rows: Vec<Row>,
+    /// `?selector=…&group=…&page=…` of this view.
+    query: String,
+    prev: Option<String>,
+    next: Option<String>,
+    page: usize,
+    pages: usize,
+    /// Polling stops while the selector is wrong.
+    poll: bool,
+    filtered: bool,
+}
+
+/// The live fragment alone (what htmx polls).
+#[derive(Template)]
+#[template(path = "fleet_live.html")]
+struct LiveFragment {
+    live: Live,
+}
+
+#[derive(Template)]
+#[template(path = "fleet.html")]
+struct FleetPage {
+    chrome: Chrome,
+    selector: String,
+    group: String,
+    /// The selector's error, with the column.
+    error: Option<String>,
+    live: Live,
+}
+
+/// The group a host belongs to under `group` (`None` means "not grouped").
+fn group_of(group: &str, h: &Host) -> Option<String> {
+    if group.is_empty() {
+        return None;
+    }
+    if group == "hostclass" {
+        return Some(if h.hostclasses.is_empty() {
+            "hostclass: (none)".to_string()
+        } else {
+            format!("hostclass: {}", h.hostclasses.join(", "))
+        });
+    }
+    let key = group.strip_prefix("label.").unwrap_or(group);
+    Some(match h.labels.get(key) {
+        Some(v) => format!("{key}={v}"),
+        None => format!("{key}: (none)"),
+    })
+}
+
+/// Builds the live part for a query, with the selector's error if it has one.
+async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>), PageError> {
+    let store = &web.app.store;
+    let (selector, error) = if q.selector().is_empty() {
+        (Some(Selector::all()), None)
+    } else {
+        match drover_core::selector::parse(q.selector()) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(format!("Selector `{}`: {e}", q.selector()))),
+        }
+    };
+    let mut hosts = store.list_hosts().await?;
+    let mut counters = Counters {
+        total: hosts.len(),
+        up: 0,
+        down: 0,
+        missing: 0,
+        matching: 0,
+    };
+    for h in &hosts {
+        match h.status {
+            HostStatus::Up => counters.up += 1,
+            HostStatus::Down => counters.down += 1,
+            HostStatus::Missing => counters.missing += 1,
+        }
+    }
+    // Hostclass membership by selector needs every host, before the filter.
+    let mut classes = web.hostclasses(&hosts).await?;
+    for h in &mut hosts {
+        h.hostclasses = classes.remove(&h.name).unwrap_or_default();
+    }
+    match &selector {
+        Some(s) => hosts.retain(|h| s.matches(h)),
+        None => hosts.clear(),
+    }
+    counters.matching = hosts.len();
+    let group = q.group().to_string();
+    let mut keyed: Vec<(Option<String>, Host)> = hosts
+        .into_iter()
+        .map(|h| (group_of(&group, &h), h))
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    let pages = keyed.len().div_ceil(PAGE_SIZE).max(1);
+    let page = q.page().min(pages);
+    let mut shown: Vec<(Option<String>, Host)> = keyed
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    if !shown.is_empty() {
+        let counts = web.instance_counts().await?;
+        for (_, h) in &mut shown {
+            h.instances = counts.get(&h.id).copied().unwrap_or(0);
+        }
+    }
+    let mut rows = Vec::with_capacity(shown.len() + 8);
+    let mut current: Option<String> = None;
+    for (g, h) in shown {
+        if g.is_some() && g != current {
+            rows.push(Row {
+                group: g.clone(),
+                name: String::new(),
+                href: String::new(),
+                status: "",
+                labels: Vec::new(),
+                hostclasses: String::new(),
+                instances: 0,
+                seen: String::new(),
+                drained: false,
+            });
+            current = g;
+        }
+        rows.push(Row {
+            group: None,
+            href: format!("/ui/hosts/{}", urlencode(&h.name)),
+            status: h.status.as_str(),
+            labels: h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            hostclasses: h.hostclasses.join(", "),
+            instances: h.instances,
+            seen: if h.status == HostStatus::Missing {
+                "never".to_string()
+            } else {
+                ago(&h.last_seen_at)
+            },
+            drained: h.drained,
+            name: h.name,
+        });
+    }
+    let live = Live {
+        counters,
+        rows,
+        query: q.query_at(page),
+        prev: (page > 1).then(|| q.query_at(page - 1)),
+        next: (page < pages).then(|| q.query_at(page + 1)),
+        page,
+        pages,
+        poll: error.is_none(),
+        filtered: !q.selector().is_empty(),
+    };
+    Ok((live, error))
+}
+
+/// `GET /ui/fleet`.
+pub(crate) async fn page(
+    State(web): State<Arc<Web>>,
+    s: Session,
+    Query(q): Query<FleetQuery>,
+) -> Result<Response, PageError> {
+    let (live, error) = build(&web, &q).await?;
+    render(&FleetPage {
+        chrome: Chrome::of("fleet", &s),
+        selector: q.selector().to_string(),
+        group: q.group().to_string(),
+        error,
+        live,
+    })
+}
+
+/// `GET /ui/fleet/live`: the fragment htmx swaps in every 2 s.
+pub(crate) async fn live(
+    State(web): State<Arc<Web>>,
+    _s: Session,
+    Query(q): Query<FleetQuery>,
+) -> Result<Response, PageError> {
+    let (live, _) = build(&web, &q).await?;
+    render(&LiveFragment { live })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_string_keeps_the_view() {
+        let q = FleetQuery {
+            selector: Some("label.role=web".into()),
+            group: Some("role".into()),
+            page: Some("3".into()),
+        };
+        assert_eq!(q.page(), 3);
+        assert_eq!(
+            q.query_at(2),
+            "?selector=label.role%3Dweb&group=role&page=2"
+        );
+        assert_eq!(FleetQuery::default().query_at(1), "");
+        let bad = FleetQuery {
+            page: Some("-1".into()),
+            ..FleetQuery::default()
+        };
+        assert_eq!(bad.page(), 1);
+    }
+}
