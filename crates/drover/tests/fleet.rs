@@ -122,7 +122,7 @@ fn failing_host_fails_the_run(db: Db) {
 
 fn killed_agent_goes_down_and_returns_with_same_identity(db: Db) {
     let mut fleet = Fleet::start(db);
-    let before = fleet.ctl.cli_json(&["hosts", "db-1", "--json"]);
+    let before = fleet.ctl.cli_json(&["hosts", "show", "db-1", "--json"]);
     fleet.agent("db-1").kill9();
     wait_until(Duration::from_secs(15), "host.down for db-1", || {
         fleet
@@ -131,7 +131,7 @@ fn killed_agent_goes_down_and_returns_with_same_identity(db: Db) {
             .iter()
             .any(|e| e["payload"]["name"] == "db-1")
     });
-    let down = fleet.ctl.cli_json(&["hosts", "db-1", "--json"]);
+    let down = fleet.ctl.cli_json(&["hosts", "show", "db-1", "--json"]);
     assert_eq!(down["status"], "down");
     // A run now reports db-1 unreachable and fails.
     let out = fleet.ctl.cli(&["run", "--json", "--", "true"]);
@@ -154,7 +154,7 @@ fn killed_agent_goes_down_and_returns_with_same_identity(db: Db) {
             .iter()
             .any(|e| e["payload"]["name"] == "db-1")
     });
-    let after = fleet.ctl.cli_json(&["hosts", "db-1", "--json"]);
+    let after = fleet.ctl.cli_json(&["hosts", "show", "db-1", "--json"]);
     assert_eq!(after["status"], "up");
     assert_eq!(after["id"], before["id"], "same identity after restart");
     let registered = fleet.ctl.events("host.registered");

@@ -14,6 +14,7 @@ mod login;
 mod logs;
 mod model;
 mod plan;
+mod providers;
 mod rollout;
 mod run;
 mod server;
@@ -88,8 +89,12 @@ enum Command {
     Executions(executions::ExecutionsArgs),
     /// List or follow the event log (the audit trail).
     Events(events::EventsArgs),
-    /// List hosts, or show one.
+    // `about` rather than a doc comment: a variant's doc comment would also replace the
+    // long help (with the examples) written on the arguments struct.
+    #[command(about = "Hosts from agents and providers: list, show, history, drain, undrain")]
     Hosts(hosts::HostsArgs),
+    #[command(about = "Inventory providers of the model: list their last sync, sync one now")]
+    Providers(providers::ProvidersArgs),
     /// Create, list and revoke API and join tokens (admin).
     Tokens(tokens::TokensArgs),
     /// Check a token against a controller and save both for later commands.
@@ -125,6 +130,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Executions(a) => executions::run(a).await,
         Command::Events(a) => events::run(a).await,
         Command::Hosts(a) => hosts::run(a).await,
+        Command::Providers(a) => providers::run(a).await,
         Command::Tokens(a) => tokens::run(a).await,
         Command::Login(a) => login::run(a).await,
         Command::Artifacts(a) => artifacts::run(a).await,
