@@ -77,17 +77,17 @@ impl Conn {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the controller (API, agent hub, store).
+    #[command(about = "Run the controller (API, agent hub, store).")]
     Server(server::ServerArgs),
-    /// Run the agent on this host.
+    #[command(about = "Run the agent on this host.")]
     Agent(agent::AgentArgs),
-    /// Start a throw-away controller with 3 local agents and show drover at work.
+    #[command(about = "Start a throw-away controller with 3 local agents and show drover at work.")]
     Demo(demo::DemoArgs),
-    /// Run a command on every matching host and stream its output.
+    #[command(about = "Run a command on every matching host and stream its output.")]
     Run(run::RunArgs),
-    /// List executions, or show one.
+    #[command(about = "List executions, or show one.")]
     Executions(executions::ExecutionsArgs),
-    /// List or follow the event log (the audit trail).
+    #[command(about = "List or follow the event log (the audit trail).")]
     Events(events::EventsArgs),
     // `about` rather than a doc comment: a variant's doc comment would also replace the
     // long help (with the examples) written on the arguments struct.
@@ -95,25 +95,29 @@ enum Command {
     Hosts(hosts::HostsArgs),
     #[command(about = "Inventory providers of the model: list their last sync, sync one now")]
     Providers(providers::ProvidersArgs),
-    /// Create, list and revoke API and join tokens (admin).
+    #[command(about = "Create, list and revoke API and join tokens (admin).")]
     Tokens(tokens::TokensArgs),
-    /// Check a token against a controller and save both for later commands.
+    #[command(about = "Check a token against a controller and save both for later commands.")]
     Login(login::LoginArgs),
-    /// Upload and list release artifacts in the controller's store.
+    #[command(about = "Upload and list release artifacts in the controller's store.")]
     Artifacts(artifacts::ArtifactsArgs),
-    /// Check a model directory; list and diff stored model versions.
+    #[command(about = "Check a model directory; list and diff stored model versions.")]
     Model(model::ModelArgs),
-    /// Show what applying a model would change (changes nothing).
+    #[command(about = "Show what applying a model would change (changes nothing).")]
     Plan(plan::PlanArgs),
-    /// Show the delta between the applied model and what runs.
+    #[command(about = "Show the delta between the applied model and what runs.")]
     Status(status::StatusArgs),
-    /// Store a model version and roll it out, health-gated.
+    #[command(about = "Store a model version and roll it out, health-gated.")]
     Apply(rollout::ApplyArgs),
-    /// Follow and control rollouts: status, promote, pause, resume, abort, rollback.
+    #[command(
+        about = "Follow and control rollouts: status, promote, pause, resume, abort, rollback."
+    )]
     Rollout(rollout::RolloutArgs),
-    /// Show a service instance's logs, from its agent.
+    #[command(about = "Show a service instance's logs, from its agent.")]
     Logs(logs::LogsArgs),
-    /// Config rendered from the live inventory (HAProxy and the like): list, preview, apply.
+    #[command(
+        about = "Config rendered from the live inventory (HAProxy and the like): list, preview, apply."
+    )]
     Generators(generators::GeneratorsArgs),
     /// The HTTP service `drover demo` deploys (internal).
     #[command(hide = true)]
