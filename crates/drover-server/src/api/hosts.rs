@@ -53,18 +53,17 @@ pub(crate) async fn list(
         None => Selector::all(),
     };
     let limit = paging::limit(p.limit)? as usize;
-    let mut items: Vec<Host> = state
-        .store
-        .list_hosts()
-        .await?
-        .into_iter()
-        .filter(|h| selector.matches(h))
+    let all = state.store.list_hosts().await?;
+    let mut items: Vec<Host> = all
+        .iter()
+        .filter(|h| selector.matches(*h))
         .filter(|h| {
             p.after
                 .as_ref()
                 .is_none_or(|a| h.name.as_str() > a.as_str())
         })
         .take(limit + 1)
+        .cloned()
         .collect();
     let next = if items.len() > limit {
         items.truncate(limit);
@@ -72,13 +71,18 @@ pub(crate) async fn list(
     } else {
         None
     };
-    enrich(&state, &mut items).await?;
+    enrich(&state, &mut items, Some(&all)).await?;
     Ok(Json(Page { items, next }))
 }
 
 /// Fills in what the store does not keep on the host row: the hostclasses of the
 /// applied model it belongs to, and its live instance count.
-pub(crate) async fn enrich(state: &AppState, hosts: &mut [Host]) -> ApiResult<()> {
+/// `all` is every host, when the caller has read them already.
+pub(crate) async fn enrich(
+    state: &AppState,
+    hosts: &mut [Host],
+    all: Option<&[Host]>,
+) -> ApiResult<()> {
     if hosts.is_empty() {
         return Ok(());
     }
@@ -92,11 +96,18 @@ pub(crate) async fn enrich(state: &AppState, hosts: &mut [Host]) -> ApiResult<()
     };
     let mut classes: std::collections::HashMap<String, Vec<String>> =
         std::collections::HashMap::new();
-    if let Some(model) = &model {
+    if let Some(model) = model.as_ref().filter(|m| !m.hostclasses.is_empty()) {
         // Membership by selector needs every live host (a pin wins over selectors).
-        let all = state.store.list_hosts().await?;
+        let read;
+        let all = match all {
+            Some(all) => all,
+            None => {
+                read = state.store.list_hosts().await?;
+                &read[..]
+            }
+        };
         for class in model.hostclasses.keys() {
-            for name in drover_core::model::hostclass_members(model, class, &all) {
+            for name in drover_core::model::hostclass_members(model, class, all) {
                 classes.entry(name).or_default().push(class.clone());
             }
         }
@@ -140,7 +151,7 @@ pub(crate) async fn get(
     if found.is_empty() {
         return Err(ApiError::not_found(format!("no host named `{host}`")));
     }
-    enrich(&state, &mut found).await?;
+    enrich(&state, &mut found, None).await?;
     found
         .pop()
         .map(Json)
