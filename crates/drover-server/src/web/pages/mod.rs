@@ -1,6 +1,7 @@
 //! The dashboard's pages: one module per page, each a handler that reads the store and
 //! renders an askama template.
 
+mod delta;
 mod events;
 mod executions;
 mod fleet;
@@ -26,6 +27,8 @@ pub(crate) fn routes() -> Router<Arc<Web>> {
         .route("/ui/signout", post(signin::signout))
         .route("/ui/fleet", get(fleet::page))
         .route("/ui/fleet/live", get(fleet::live))
+        .route("/ui/delta", get(delta::page))
+        .route("/ui/delta/live", get(delta::live))
         .route("/ui/hosts/{name}", get(hosts::page))
         .route("/ui/hosts/{name}/run", post(hosts::run))
         .route("/ui/executions/{id}", get(executions::page))
@@ -35,7 +38,7 @@ pub(crate) fn routes() -> Router<Arc<Web>> {
 
 /// What every full page shows around its content: navigation and the user.
 pub(crate) struct Chrome {
-    /// Which navigation entry is current (`fleet`, `events`, or empty).
+    /// Which navigation entry is current (`fleet`, `delta`, `events`, or empty).
     pub nav: &'static str,
     /// The signed-in user's name, role and CSRF token (for the sign-out form).
     pub user: Option<(String, &'static str, String)>,
