@@ -242,6 +242,8 @@ fn exit_for(state: &str) -> ExitCode {
 /// Prints progress whenever it changes, until the rollout ends or waits for a person.
 pub async fn watch(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
     let mut last = String::new();
+    // One listener for the whole watch, so a Ctrl-C during a request is not missed.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let d: RolloutDetail = client.get(&format!("/rollouts/{}", enc(id))).await?;
         let text = render(&d);
@@ -259,7 +261,7 @@ pub async fn watch(client: &Client, id: &str) -> anyhow::Result<ExitCode> {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 println!("stopped watching; the rollout goes on (`drover rollout status {id} --watch`)");
                 return Ok(ExitCode::SUCCESS);
             }

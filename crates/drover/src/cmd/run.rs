@@ -164,6 +164,9 @@ pub async fn follow(client: &Client, exec: &Execution, print: bool) -> anyhow::R
     let mut next_seq: HashMap<String, u64> = HashMap::new();
     let mut cancels = 0u32;
     let mut failures = 0u32;
+    // One listener for the whole follow: a `ctrl_c()` future made anew on each turn
+    // misses a SIGINT that arrives between two turns (seen under load).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let resp = client
             .request(
@@ -186,7 +189,7 @@ pub async fn follow(client: &Client, exec: &Execution, print: bool) -> anyhow::R
         loop {
             let msg = tokio::select! {
                 m = reader.next() => m,
-                _ = tokio::signal::ctrl_c() => {
+                _ = interrupt.recv() => {
                     cancels += 1;
                     if cancels > 1 {
                         anyhow::bail!("interrupted; the run goes on being cancelled on the controller");
