@@ -633,17 +633,7 @@ impl Agent {
         timeout: Option<Duration>,
         cancel: CancellationToken,
     ) {
-        let output = OutputBuffer::new(MAX_UNSENT);
-        let (started_tx, started_rx) = oneshot::channel();
-        let (result_tx, result_rx) = oneshot::channel();
-        let sender = tokio::spawn(report::send_in_order(
-            self.channel.clone(),
-            id.to_string(),
-            started_rx,
-            output.clone(),
-            result_rx,
-            self.shutdown.clone(),
-        ));
+        let (output, started_tx, reporting) = self.open_report(id);
         let exit = process::execute(
             &argv,
             env,
@@ -655,7 +645,7 @@ impl Agent {
         )
         .await;
         let result = exit.into_result(output.next_seq());
-        self.conclude(id, result, result_tx, sender).await;
+        self.conclude(id, result, reporting).await;
     }
 
     /// Starts installing a generated file ([`CommandSpec::WriteFile`]) in a task of its
@@ -699,22 +689,12 @@ impl Agent {
         env: &[(String, String)],
         cancel: CancellationToken,
     ) {
-        let output = OutputBuffer::new(MAX_UNSENT);
-        let (started_tx, started_rx) = oneshot::channel();
-        let (result_tx, result_rx) = oneshot::channel();
-        let sender = tokio::spawn(report::send_in_order(
-            self.channel.clone(),
-            id.to_string(),
-            started_rx,
-            output.clone(),
-            result_rx,
-            self.shutdown.clone(),
-        ));
+        let (output, started_tx, reporting) = self.open_report(id);
         // The agent does the work itself (check and reload are children of the step).
         let _ = started_tx.send(None);
         let exit = write_file::run(req, env, &output, &cancel, &self.shutdown).await;
         let result = exit.into_result(output.next_seq());
-        self.conclude(id, result, result_tx, sender).await;
+        self.conclude(id, result, reporting).await;
     }
 
     /// Starts a deploy command (a transition or a log stream), run by the service
@@ -763,17 +743,7 @@ impl Agent {
         spec: CommandSpec,
         cancel: CancellationToken,
     ) {
-        let output = OutputBuffer::new(MAX_UNSENT);
-        let (started_tx, started_rx) = oneshot::channel();
-        let (result_tx, result_rx) = oneshot::channel();
-        let sender = tokio::spawn(report::send_in_order(
-            self.channel.clone(),
-            id.to_string(),
-            started_rx,
-            output.clone(),
-            result_rx,
-            self.shutdown.clone(),
-        ));
+        let (output, started_tx, reporting) = self.open_report(id);
         // The agent does the work itself: no process of its own to name.
         let _ = started_tx.send(None);
         // Cancelled by the controller or by the agent's shutdown.
@@ -830,18 +800,33 @@ impl Agent {
                 chunks: output.next_seq(),
             },
         };
-        self.conclude(id, result, result_tx, sender).await;
+        self.conclude(id, result, reporting).await;
+    }
+
+    /// Starts the ordered sender of command `id`'s output and result. Returns the
+    /// output buffer, where to say the command started (its pid, if any), and what
+    /// [`conclude`](Self::conclude) needs.
+    fn open_report(
+        &self,
+        id: &str,
+    ) -> (Arc<OutputBuffer>, oneshot::Sender<Option<u32>>, Reporting) {
+        let output = OutputBuffer::new(MAX_UNSENT);
+        let (started_tx, started_rx) = oneshot::channel();
+        let (result_tx, result_rx) = oneshot::channel();
+        let sender = tokio::spawn(report::send_in_order(
+            self.channel.clone(),
+            id.to_string(),
+            started_rx,
+            output.clone(),
+            result_rx,
+            self.shutdown.clone(),
+        ));
+        (output, started_tx, (result_tx, sender))
     }
 
     /// Records `result`, hands it to the command's ordered sender and waits for the
     /// delivery.
-    async fn conclude(
-        &self,
-        id: &str,
-        result: CommandResult,
-        result_tx: oneshot::Sender<CommandResult>,
-        sender: tokio::task::JoinHandle<Delivery>,
-    ) {
+    async fn conclude(&self, id: &str, result: CommandResult, (result_tx, sender): Reporting) {
         tracing::info!(
             command = id,
             outcome = result.outcome.as_str(),
@@ -865,6 +850,12 @@ impl Agent {
         }
     }
 }
+
+/// Where a command's result goes, and the task that delivers it in order.
+type Reporting = (
+    oneshot::Sender<CommandResult>,
+    tokio::task::JoinHandle<Delivery>,
+);
 
 fn error_result(error: String) -> CommandResult {
     CommandResult {

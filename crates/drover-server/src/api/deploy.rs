@@ -249,6 +249,16 @@ pub(crate) async fn status(
     }))
 }
 
+/// The applied model, parsed; `None` before the first apply.
+pub(crate) async fn applied_model(state: &AppState) -> anyhow::Result<Option<Model>> {
+    let Some(version) = state.store.current_model_version().await? else {
+        return Ok(None);
+    };
+    load_model(&to_model_files(&version.files))
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("stored model: {}", e.detail()))
+}
+
 /// Stored files as model files.
 pub(crate) fn to_model_files(files: &[StoredFile]) -> Vec<ModelFile> {
     files

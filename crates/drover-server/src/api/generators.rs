@@ -15,12 +15,15 @@ use crate::generators::{self, context};
 use crate::state::AppState;
 
 async fn current_model(state: &AppState) -> ApiResult<drover_core::model::Model> {
-    let Some(version) = state.store.current_model_version().await? else {
+    match super::deploy::applied_model(state)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Some(model) => Ok(model),
         // No model applied yet: the empty model (which always loads).
-        return drover_core::model::load(&[])
-            .map_err(|_| ApiError::internal("the empty model did not load"));
-    };
-    super::deploy::load_model(&super::deploy::to_model_files(&version.files))
+        None => drover_core::model::load(&[])
+            .map_err(|_| ApiError::internal("the empty model did not load")),
+    }
 }
 
 /// `GET /generators`: every generator of the applied model and its state per host.
@@ -173,6 +176,7 @@ pub(crate) async fn apply(
     }
     let executions = generators::pass(&state, Some(&name), &caller.name, true)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::internal)?
+        .started;
     Ok(Json(GeneratorApplied { executions }))
 }

@@ -90,10 +90,8 @@ pub(crate) async fn enrich(
     for row in state.store.list_instances().await? {
         *counts.entry(row.host_id).or_default() += 1;
     }
-    let model = match state.store.current_model_version().await? {
-        Some(v) => super::deploy::load_model(&super::deploy::to_model_files(&v.files)).ok(),
-        None => None,
-    };
+    // A stored model that no longer loads only costs the hostclasses.
+    let model = super::deploy::applied_model(state).await.ok().flatten();
     let mut classes: std::collections::HashMap<String, Vec<String>> =
         std::collections::HashMap::new();
     if let Some(model) = model.as_ref().filter(|m| !m.hostclasses.is_empty()) {

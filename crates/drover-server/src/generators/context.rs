@@ -8,7 +8,6 @@ use drover_core::model::{Generator, Model};
 use drover_core::selector;
 use drover_proto::hosts::{Host, HostStatus};
 
-use crate::api::deploy::{load_model, to_model_files};
 use crate::state::AppState;
 
 /// Label that sets the address a host is reached at in generated config.
@@ -77,11 +76,14 @@ pub(crate) fn host_entry(h: &Host) -> HostEntry {
 
 /// Reads the snapshot; `None` when no model was applied yet.
 pub(crate) async fn snapshot(state: &Arc<AppState>) -> anyhow::Result<Option<Snapshot>> {
-    let Some(version) = state.store.current_model_version().await? else {
-        return Ok(None);
-    };
-    let model = load_model(&to_model_files(&version.files))
-        .map_err(|e| anyhow::anyhow!("stored model: {}", e.detail()))?;
+    match crate::api::deploy::applied_model(state).await? {
+        Some(model) => snapshot_of(state, model).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The snapshot around `model`, the applied model the caller read already.
+pub(crate) async fn snapshot_of(state: &Arc<AppState>, model: Model) -> anyhow::Result<Snapshot> {
     // The epoch first: a drain change between the two reads makes this render
     // claim an older epoch than it reflects, never a newer one.
     let (epoch, drains) = state.store.drains().await?;
@@ -133,12 +135,12 @@ pub(crate) async fn snapshot(state: &Arc<AppState>) -> anyhow::Result<Option<Sna
         services,
         kv: BTreeMap::new(),
     };
-    Ok(Some(Snapshot {
+    Ok(Snapshot {
         model,
         hosts,
         inventory,
         epoch,
-    }))
+    })
 }
 
 /// The hosts `generator` writes on: those its `targets` selector matches that have

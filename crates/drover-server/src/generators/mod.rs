@@ -325,14 +325,19 @@ pub(crate) async fn pass(
     only: Option<&str>,
     actor: &str,
     force: bool,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Passed> {
     let mut render_errors = state.generators.lock.lock().await;
-    collect(state).await?;
-    let Some(snap) = snapshot(state).await? else {
-        return Ok(Vec::new());
+    let Some(model) = crate::api::deploy::applied_model(state).await? else {
+        return Ok(Passed::default());
     };
-    let names: Vec<String> = snap.model.generators.keys().cloned().collect();
+    let names: Vec<String> = model.generators.keys().cloned().collect();
     state.store.forget_generator_outputs(None, &names).await?;
+    // Without generators there is nothing to read the inventory for.
+    let Some(debounce) = model.generators.values().map(|g| g.debounce).min() else {
+        return Ok(Passed::default());
+    };
+    collect(state).await?;
+    let snap = context::snapshot_of(state, model).await?;
     let mut started = Vec::new();
     for g in snap.model.generators.values() {
         if only.is_some_and(|o| o != g.name) {
@@ -342,7 +347,19 @@ pub(crate) async fn pass(
             started.push(id);
         }
     }
-    Ok(started)
+    Ok(Passed {
+        started,
+        debounce: Some(debounce),
+    })
+}
+
+/// What a [`pass`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Passed {
+    /// `generate` executions started.
+    pub started: Vec<String>,
+    /// The smallest debounce of the model's generators (`None`: it has none).
+    pub debounce: Option<Duration>,
 }
 
 /// Whether a notice may change what a generator renders or collects.
@@ -388,19 +405,15 @@ pub(crate) fn spawn(state: Arc<AppState>) {
             dirty_since = None;
             last_pass = Instant::now();
             match pass(&state, None, "system", false).await {
+                Ok(Passed {
+                    debounce: Some(d), ..
+                }) => {
+                    debounce = d;
+                    // Rollouts waiting for their load balancer can go on.
+                    crate::rollout::tick_all(&state).await;
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "generator pass failed"),
-            }
-            // Rollouts waiting for their load balancer can go on.
-            crate::rollout::tick_all(&state).await;
-            if let Ok(Some(snap)) = snapshot(&state).await {
-                debounce = snap
-                    .model
-                    .generators
-                    .values()
-                    .map(|g| g.debounce)
-                    .min()
-                    .unwrap_or(Duration::from_millis(200));
             }
         }
     });
@@ -418,11 +431,9 @@ pub(crate) struct LbState {
 
 /// [`LbState`] of every generator of the applied model.
 pub(crate) async fn lb_states(state: &Arc<AppState>) -> anyhow::Result<HashMap<String, LbState>> {
-    let Some(version) = state.store.current_model_version().await? else {
+    let Some(model) = crate::api::deploy::applied_model(state).await? else {
         return Ok(HashMap::new());
     };
-    let model = crate::api::deploy::load_model(&crate::api::deploy::to_model_files(&version.files))
-        .map_err(|e| anyhow::anyhow!("stored model: {}", e.detail()))?;
     let hosts = state.store.list_hosts().await?;
     let outputs = state.store.generator_outputs(None).await?;
     let mut out = HashMap::new();

@@ -49,11 +49,9 @@ pub(crate) fn spawn(state: Arc<AppState>) {
 
 /// Syncs every provider that is due now.
 async fn round(state: &Arc<AppState>, http: &reqwest::Client) -> anyhow::Result<()> {
-    let Some(version) = state.store.current_model_version().await? else {
+    let Some(model) = crate::api::deploy::applied_model(state).await? else {
         return Ok(());
     };
-    let model = crate::api::deploy::load_model(&crate::api::deploy::to_model_files(&version.files))
-        .map_err(|e| anyhow::anyhow!("stored model: {}", e.detail()))?;
     let names: Vec<String> = model.providers.keys().cloned().collect();
     for gone in state.store.forget_providers_except(&names).await? {
         tracing::info!(provider = %gone, "provider left the model: its hosts are forgotten");

@@ -144,7 +144,16 @@ async fn tick_inner(state: &Arc<AppState>, execution_id: &str) -> anyhow::Result
             .filter(|h| h.status != drover_proto::hosts::HostStatus::Up)
             .map(|h| h.id)
             .collect();
-        let lbs = crate::generators::lb_states(state).await?;
+        // Only rollouts of a service behind a load balancer need its drain state.
+        let behind_lb = detail.units.iter().any(|u| {
+            serde_json::from_value::<decide::UnitPolicy>(u.policy.clone())
+                .is_ok_and(|p| p.load_balancer.is_some())
+        });
+        let lbs = if behind_lb {
+            crate::generators::lb_states(state).await?
+        } else {
+            decide::LbMap::new()
+        };
         let now = chrono::Utc::now().timestamp_millis();
         let actions = decide(&detail, &live, &down, &lbs, now);
         if actions.is_empty() {

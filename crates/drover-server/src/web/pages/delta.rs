@@ -50,30 +50,13 @@ impl DeltaQuery {
     }
 
     fn page(&self) -> usize {
-        self.page
-            .as_deref()
-            .and_then(|p| p.trim().parse::<usize>().ok())
-            .filter(|p| *p >= 1)
-            .unwrap_or(1)
+        super::page_number(self.page.as_deref())
     }
 
     /// The query string of this view at another page (empty parts left out).
     fn query_at(&self, page: usize) -> String {
-        let mut parts = Vec::new();
-        if !self.group().is_empty() {
-            parts.push(format!("group={}", urlencode(self.group())));
-        }
-        if self.errors() {
-            parts.push("errors=1".to_string());
-        }
-        if page > 1 {
-            parts.push(format!("page={page}"));
-        }
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", parts.join("&"))
-        }
+        let errors = if self.errors() { "1" } else { "" };
+        super::query_string(&[("group", self.group()), ("errors", errors)], page)
     }
 }
 

@@ -42,30 +42,15 @@ impl FleetQuery {
     }
 
     fn page(&self) -> usize {
-        self.page
-            .as_deref()
-            .and_then(|p| p.trim().parse::<usize>().ok())
-            .filter(|p| *p >= 1)
-            .unwrap_or(1)
+        super::page_number(self.page.as_deref())
     }
 
     /// The query string of this view at another page (empty parts left out).
     fn query_at(&self, page: usize) -> String {
-        let mut parts = Vec::new();
-        if !self.selector().is_empty() {
-            parts.push(format!("selector={}", urlencode(self.selector())));
-        }
-        if !self.group().is_empty() {
-            parts.push(format!("group={}", urlencode(self.group())));
-        }
-        if page > 1 {
-            parts.push(format!("page={page}"));
-        }
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", parts.join("&"))
-        }
+        super::query_string(
+            &[("selector", self.selector()), ("group", self.group())],
+            page,
+        )
     }
 }
 

@@ -89,6 +89,31 @@ pub(crate) fn render(t: &impl Template) -> Result<Response, PageError> {
     Ok(Html(t.render()?).into_response())
 }
 
+/// A view's query string: `?k=v&…` from the pairs whose value is not empty, then
+/// `page` when past the first; empty when nothing is set.
+pub(crate) fn query_string(pairs: &[(&str, &str)], page: usize) -> String {
+    let mut parts: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect();
+    if page > 1 {
+        parts.push(format!("page={page}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// A `?page=` value: a number from 1, else 1.
+pub(crate) fn page_number(page: Option<&str>) -> usize {
+    page.and_then(|p| p.trim().parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1)
+}
+
 /// Percent-encodes a query parameter value.
 pub(crate) fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
