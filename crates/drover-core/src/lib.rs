@@ -5,6 +5,10 @@
 //! exhaustively. The shell (`drover-server`, `drover-agent`, the CLI) does the I/O
 //! and calls into this crate.
 //!
+//! - [`automation`] — StackStorm-compatible packs, actions, parameters, rules and their
+//!   criteria, and the Jinja environment they render with.
+//! - [`workflow`] — Orquesta workflows: the spec and the pure conductor that decides the
+//!   next tasks from task results.
 //! - [`selector`] — host selectors (`name=web-*,label.role=db`) and their matching.
 //! - [`duration`] — human durations (`1m30s`) for flags, parsed and formatted.
 //! - [`output`] — bounding the command output the controller stores per host.
@@ -26,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod automation;
 pub mod delta;
 pub mod dispatch;
 pub mod duration;
@@ -37,3 +42,4 @@ pub mod output;
 pub mod plan;
 pub mod render;
 pub mod selector;
+pub mod workflow;

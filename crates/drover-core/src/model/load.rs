@@ -38,6 +38,50 @@ pub(crate) enum Value {
     Map(Vec<(Node, Node)>),
 }
 
+impl Node {
+    /// This node as JSON (positions dropped). Integers beyond `i64`/`u64` become floats;
+    /// mapping keys that are not strings are written as their YAML text.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => {
+                if let Ok(v) = i64::try_from(*i) {
+                    J::from(v)
+                } else if let Ok(v) = u64::try_from(*i) {
+                    J::from(v)
+                } else {
+                    serde_json::Number::from_f64(*i as f64).map_or(J::Null, J::Number)
+                }
+            }
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = match &k.value {
+                            Value::Str(s) => s.clone(),
+                            other => match (Node {
+                                value: other.clone(),
+                                pos: k.pos,
+                            })
+                            .to_json()
+                            {
+                                J::String(s) => s,
+                                j => j.to_string(),
+                            },
+                        };
+                        (key, v.to_json())
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
 impl Value {
     /// What kind of value this is, with an article, for "expected X, found Y".
     pub fn describe(&self) -> &'static str {

@@ -48,12 +48,12 @@
 //! - [`placement`] — desired instances and deploy order.
 //! - [`hash`] — `content_hash` and `spec_hash`.
 
-mod decode;
+pub(crate) mod decode;
 pub mod error;
 pub mod hash;
 mod inventory;
 pub mod inventory_types;
-mod load;
+pub(crate) mod load;
 pub mod placement;
 mod service;
 pub mod types;

@@ -1,0 +1,1 @@
+//! Orquesta workflows (being written).
