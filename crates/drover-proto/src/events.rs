@@ -52,6 +52,30 @@ pub mod types {
     pub const EXECUTION_CANCEL_REQUESTED: &str = "execution.cancel_requested";
     /// An execution ended (payload has its status and per-host counts).
     pub const EXECUTION_FINISHED: &str = "execution.finished";
+    /// A pack was installed or replaced.
+    pub const PACK_INSTALLED: &str = "pack.installed";
+    /// A pack was removed.
+    pub const PACK_REMOVED: &str = "pack.removed";
+    /// A rule was switched on.
+    pub const RULE_ENABLED: &str = "rule.enabled";
+    /// A rule was switched off.
+    pub const RULE_DISABLED: &str = "rule.disabled";
+    /// A rule fired more often than its rate allows and was stopped.
+    pub const RULE_STOPPED: &str = "rule.stopped";
+    /// A datastore key was written.
+    pub const KV_SET: &str = "kv.set";
+    /// A datastore key was deleted.
+    pub const KV_DELETED: &str = "kv.deleted";
+    /// A datastore key expired.
+    pub const KV_EXPIRED: &str = "kv.expired";
+    /// An action execution ended (StackStorm's `core.st2.generic.actiontrigger`).
+    pub const ACTION_FINISHED: &str = "action.finished";
+    /// A webhook was called.
+    pub const WEBHOOK_RECEIVED: &str = "webhook";
+    /// A timer fired.
+    pub const TIMER_FIRED: &str = "timer";
+    /// A webhook was registered or deleted.
+    pub const WEBHOOK_CHANGED: &str = "webhook.changed";
     /// A token was created.
     pub const TOKEN_CREATED: &str = "token.created";
     /// A token or agent credential was revoked.

@@ -208,6 +208,35 @@ pub struct Execution {
     /// Per-host detail; filled by the detail endpoint, empty in lists.
     #[serde(default)]
     pub targets: Vec<Target>,
+    /// For action and workflow executions: the action, what started it, its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionInfo>,
+}
+
+/// What an action execution ran, what started it, and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActionInfo {
+    /// The action (`pack.name`).
+    pub action_ref: String,
+    /// The workflow (or remote action) execution this one is a step of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// Its task in the parent workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_key: Option<String>,
+    /// The rule that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_ref: Option<String>,
+    /// The event that rule matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<i64>,
+    /// Parameters as run, secrets masked.
+    pub parameters: serde_json::Value,
+    /// The runner's result (StackStorm's shape for the runner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// How many times it was started (a retry policy or a resumed controller).
+    pub attempt: u32,
 }
 
 /// A chunk of one host's output, as stored and streamed.

@@ -58,6 +58,8 @@ pub struct NewExecution {
     pub timeout_ms: Option<u64>,
     /// The hosts, in dispatch order.
     pub targets: Vec<NewTarget>,
+    /// The action execution this run is the remote part of, and its key there.
+    pub parent: Option<(String, String)>,
 }
 
 /// A command handed to a host's queue by [`Store::dispatch`].
@@ -103,7 +105,34 @@ pub struct ExecutionFilter {
 }
 
 const EXEC_COLUMNS: &str = "id, kind, status, actor, selector, spec, command, parallel, \
-     timeout_ms, cancel_requested, created_at, started_at, finished_at";
+     timeout_ms, cancel_requested, created_at, started_at, finished_at, action_ref, parent_id, \
+     task_key, rule_ref, event_id, params, result, attempt";
+
+/// The action part of an execution row, when it has one.
+fn action_info(row: &AnyRow) -> Result<Option<drover_proto::executions::ActionInfo>> {
+    let Some(action_ref) = row.try_get::<Option<String>, _>("action_ref")? else {
+        return Ok(None);
+    };
+    let spec: String = row.try_get("spec")?;
+    let spec: serde_json::Value = json("executions", &spec)?;
+    let result: Option<String> = row.try_get("result")?;
+    let attempt: i64 = row.try_get("attempt")?;
+    Ok(Some(drover_proto::executions::ActionInfo {
+        action_ref,
+        parent_id: row.try_get("parent_id")?,
+        task_key: row.try_get("task_key")?,
+        rule_ref: row.try_get("rule_ref")?,
+        event_id: row.try_get("event_id")?,
+        // The shown parameters (secrets masked) live in `spec`; the `params` column is
+        // what runs, with secrets encrypted, and is never shown.
+        parameters: spec
+            .get("parameters")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
+        result: result.map(|r| json("executions", &r)).transpose()?,
+        attempt: u32::try_from(attempt).unwrap_or(0),
+    }))
+}
 const TARGET_COLUMNS: &str = "execution_id, host_id, ord, host_name, status, command_id, \
      exit_code, signal, error, dispatched_at, started_at, finished_at, deadline, duration_ms, \
      output_bytes, truncated, next_seq";
@@ -123,6 +152,7 @@ fn execution(row: &AnyRow) -> Result<Execution> {
         finished_at: opt_time(row.try_get("finished_at")?),
         counts: Default::default(),
         targets: Vec::new(),
+        action: action_info(row)?,
     })
 }
 
@@ -210,8 +240,9 @@ impl Store {
     pub(crate) async fn insert_execution(&self, tx: &mut Tx, new: &NewExecution) -> Result<i64> {
         let now = now_ms();
         sqlx::query(sql!(
-            "INSERT INTO executions ({EXEC_COLUMNS}) \
-             VALUES ($1, $2, 'requested', $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL)"
+            "INSERT INTO executions (id, kind, status, actor, selector, spec, command, parallel, \
+             timeout_ms, cancel_requested, created_at, parent_id, task_key) \
+             VALUES ($1, $2, 'requested', $3, $4, $5, $6, $7, $8, 0, $9, $10, $11)"
         ))
         .bind(&new.id)
         .bind(&new.kind)
@@ -222,6 +253,8 @@ impl Store {
         .bind(new.parallel.map(i64::from))
         .bind(new.timeout_ms.map(to_i64))
         .bind(now)
+        .bind(new.parent.as_ref().map(|p| p.0.clone()))
+        .bind(new.parent.as_ref().map(|p| p.1.clone()))
         .execute(&mut **tx)
         .await?;
         for (ord, t) in new.targets.iter().enumerate() {
@@ -412,7 +445,7 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(()) };
         let mut exec = execution(&row)?;
-        if exec.status.is_final() || exec.kind == "deploy" {
+        if exec.status.is_final() || exec.kind == "deploy" || exec.kind == "action" {
             return Ok(());
         }
         let cancel: i64 = row.try_get("cancel_requested")?;
@@ -1043,7 +1076,7 @@ impl Store {
     pub async fn unfinished_executions(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT id FROM executions WHERE status IN ('requested', 'running') \
-             AND kind <> 'deploy' ORDER BY id",
+             AND kind NOT IN ('deploy', 'action') ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;

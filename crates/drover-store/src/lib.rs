@@ -18,6 +18,7 @@ macro_rules! sql {
 }
 
 mod artifacts;
+mod automation;
 mod error;
 mod events;
 mod executions;
@@ -42,6 +43,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use artifacts::ArtifactInfo;
+pub use automation::{
+    Batch, ClaimedAction, Enforcement, EnforcementRow, KvRow, KvWrite, NewAction, PackRow,
+    PackWrite, TimerRow, WebhookRow, WorkflowWrite,
+};
 pub use error::StoreError;
 pub use events::{EventFilter, EventOrder, NewEvent};
 pub use executions::{

@@ -58,6 +58,10 @@ pub enum Notice {
         /// The new drain epoch.
         epoch: i64,
     },
+    /// Packs or rule switches changed: reload the automation catalog.
+    Catalog,
+    /// Action executions were queued (the executor should claim them).
+    Actions,
     /// A generator's output on a host was applied or failed.
     Generator {
         /// Generator name.

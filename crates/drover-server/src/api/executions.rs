@@ -108,6 +108,7 @@ pub(crate) async fn start_run(
             parallel: req.parallel,
             timeout_ms: req.timeout_ms,
             targets,
+            parent: None,
         })
         .await?;
     monitor::dispatch(state, &id).await;
@@ -511,6 +512,7 @@ pub(crate) async fn logs(
                 host_name: host.name,
                 command: None,
             }],
+            parent: None,
         })
         .await?;
     monitor::dispatch(&state, &id).await;

@@ -225,6 +225,7 @@ async fn sync_one(
         parallel: None,
         timeout_ms: Some(WRITE_TIMEOUT_MS * 2),
         targets: new_targets,
+        parent: None,
     };
     state.store.start_generate(&g.name, &new, &items).await?;
     crate::monitor::dispatch(state, &id).await;

@@ -273,6 +273,7 @@ pub fn new_execution(
                 command: None,
             })
             .collect(),
+        parent: None,
     }
 }
 
