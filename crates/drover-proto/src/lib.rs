@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod automation;
 pub mod deploy;
 pub mod error;
 pub mod events;

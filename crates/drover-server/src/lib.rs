@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod automation;
 mod bootstrap;
 mod error;
 mod extract;
@@ -50,6 +51,9 @@ pub struct ServerConfig {
     /// URL agents use to reach this controller (artifact downloads); default
     /// `http://<bound address>`.
     pub public_url: Option<String>,
+    /// Key file that seals datastore secrets; default `secrets.key` in `data_dir`
+    /// (created at first start). Controllers sharing a database share this file.
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -64,6 +68,7 @@ impl ServerConfig {
             poll_max_wait: Duration::from_secs(30),
             max_body_bytes: 4 * 1024 * 1024,
             public_url: None,
+            secrets_key_file: None,
         }
     }
 
@@ -102,6 +107,11 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         .await
         .with_context(|| format!("cannot open store {}", drover_store::redact_url(&url)))?;
     let bootstrap = bootstrap::first_start(&store).await?;
+    let key_file = config
+        .secrets_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
+    let secrets = Arc::new(automation::secrets::SecretBox::open_or_create(&key_file)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -127,10 +137,12 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         shutdown: shutdown.clone(),
         reconciler: Default::default(),
         generators: Default::default(),
+        secrets,
     });
     monitor::spawn(state.clone());
     generators::spawn(state.clone());
     inventory::sync::spawn(state.clone());
+    automation::spawn(state.clone());
     let app = api::router(state.clone()).merge(web::router(state.clone()));
     tracing::info!(%addr, store = store.dialect().as_str(), "controller listening");
     // Small writes (SSE events, long-poll answers) must leave at once: without

@@ -83,3 +83,13 @@ pub fn host_color(text: &str, i: usize) -> String {
 pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
+
+/// A Unix-ms time as [`time`] prints it.
+pub fn time_ms(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Utc
+        .timestamp_millis_opt(ms)
+        .single()
+        .map(|t| time(&t))
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -8,6 +8,7 @@ pub(crate) mod executions;
 mod generators;
 mod hosts;
 mod inventory;
+mod kv;
 pub(crate) mod openapi;
 mod paging;
 mod tokens;
@@ -66,6 +67,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(generators::apply))
         .routes(routes!(events::list))
         .routes(routes!(events::stream))
+        .routes(routes!(kv::list))
+        .routes(routes!(kv::get, kv::put, kv::delete))
         .routes(routes!(agent::enroll))
         .routes(routes!(agent::heartbeat))
         .routes(routes!(agent::poll))

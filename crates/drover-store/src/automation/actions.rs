@@ -210,7 +210,9 @@ impl Store {
             let attempt: i64 = row.try_get("attempt")?;
             let c = ClaimedAction {
                 id: row.try_get("id")?,
-                action_ref: row.try_get::<Option<String>, _>("action_ref")?.unwrap_or_default(),
+                action_ref: row
+                    .try_get::<Option<String>, _>("action_ref")?
+                    .unwrap_or_default(),
                 actor: row.try_get("actor")?,
                 params: params
                     .map(|p| json("executions", &p))

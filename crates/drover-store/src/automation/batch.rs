@@ -202,7 +202,8 @@ impl Store {
             self.notifier.publish(Notice::Event { id });
         }
         for id in touched {
-            self.notifier.publish(Notice::Execution { execution_id: id });
+            self.notifier
+                .publish(Notice::Execution { execution_id: id });
         }
         if !batch.actions.is_empty() || !batch.cancels.is_empty() {
             self.notifier.publish(Notice::Actions);
@@ -271,7 +272,11 @@ impl Store {
         if let Some(r) = rule_ref {
             q = q.bind(r.to_string());
         }
-        q.fetch_all(&self.pool).await?.iter().map(enforcement).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(enforcement)
+            .collect()
     }
 
     /// Enforcements linked to an execution: the one that started it (`execution_id`)

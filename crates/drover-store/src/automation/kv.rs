@@ -125,7 +125,11 @@ impl Store {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        let scoped = if scope.is_some() { " AND scope = $3" } else { "" };
+        let scoped = if scope.is_some() {
+            " AND scope = $3"
+        } else {
+            ""
+        };
         let mut q = sqlx::query(sql!(
             "SELECT {KV_COLUMNS} FROM kv WHERE name LIKE $1 ESCAPE '\\' \
              AND (expires_at IS NULL OR expires_at > $2){scoped} ORDER BY scope, name"
@@ -158,7 +162,11 @@ impl Store {
         let id = append_in(
             &mut tx,
             self.dialect,
-            &NewEvent::new(types::KV_DELETED, actor, kv_payload(scope, name, None, false)),
+            &NewEvent::new(
+                types::KV_DELETED,
+                actor,
+                kv_payload(scope, name, None, false),
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -183,7 +191,11 @@ impl Store {
         let events: Vec<NewEvent> = rows
             .iter()
             .map(|(s, n, secret)| {
-                NewEvent::new(types::KV_EXPIRED, "system", kv_payload(s, n, None, *secret != 0))
+                NewEvent::new(
+                    types::KV_EXPIRED,
+                    "system",
+                    kv_payload(s, n, None, *secret != 0),
+                )
             })
             .collect();
         let ids = crate::events::append_many_in(&mut tx, self.dialect, &events).await?;

@@ -93,13 +93,14 @@ impl Store {
         event: &NewEvent,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let moved = sqlx::query("UPDATE timers SET next_at = $1 WHERE rule_ref = $2 AND next_at = $3")
-            .bind(next)
-            .bind(rule_ref)
-            .bind(due)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let moved =
+            sqlx::query("UPDATE timers SET next_at = $1 WHERE rule_ref = $2 AND next_at = $3")
+                .bind(next)
+                .bind(rule_ref)
+                .bind(due)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if moved == 0 {
             return Ok(false);
         }

@@ -28,7 +28,13 @@ pub struct WebhookRow {
 
 impl Store {
     /// Registers (or replaces) a webhook, with a `webhook.changed` event (no secret).
-    pub async fn put_webhook(&self, name: &str, auth: &str, secret: &str, actor: &str) -> Result<()> {
+    pub async fn put_webhook(
+        &self,
+        name: &str,
+        auth: &str,
+        secret: &str,
+        actor: &str,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO webhooks (name, auth, secret, created_at, created_by) \
@@ -85,7 +91,11 @@ impl Store {
 
     /// One webhook.
     pub async fn get_webhook(&self, name: &str) -> Result<Option<WebhookRow>> {
-        Ok(self.list_webhooks().await?.into_iter().find(|w| w.name == name))
+        Ok(self
+            .list_webhooks()
+            .await?
+            .into_iter()
+            .find(|w| w.name == name))
     }
 
     /// Every webhook, by name.

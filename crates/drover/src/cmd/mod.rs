@@ -10,6 +10,7 @@ mod events;
 mod executions;
 mod generators;
 mod hosts;
+mod kv;
 mod login;
 mod logs;
 mod model;
@@ -91,6 +92,10 @@ enum Command {
     Events(events::EventsArgs),
     // `about` rather than a doc comment: a variant's doc comment would also replace the
     // long help (with the examples) written on the arguments struct.
+    #[command(
+        about = "The datastore rules and actions read: set, get, list, delete (secrets encrypted)"
+    )]
+    Kv(kv::KvArgs),
     #[command(about = "Hosts from agents and providers: list, show, history, drain, undrain")]
     Hosts(hosts::HostsArgs),
     #[command(about = "Inventory providers of the model: list their last sync, sync one now")]
@@ -134,6 +139,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Executions(a) => executions::run(a).await,
         Command::Events(a) => events::run(a).await,
         Command::Hosts(a) => hosts::run(a).await,
+        Command::Kv(a) => kv::run(a).await,
         Command::Providers(a) => providers::run(a).await,
         Command::Tokens(a) => tokens::run(a).await,
         Command::Login(a) => login::run(a).await,

@@ -37,6 +37,10 @@ pub struct ServerArgs {
     /// Heartbeat interval asked of agents.
     #[arg(long, default_value = "5s")]
     heartbeat_interval: String,
+    /// Key file that encrypts datastore secrets (default: secrets.key in the data dir,
+    /// created at first start). Controllers sharing a database must share this file.
+    #[arg(long, env = "DROVER_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<PathBuf>,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -64,6 +68,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     let mut config = ServerConfig::new(args.listen, args.data_dir);
     config.db_url = args.db;
+    config.secrets_key_file = args.secrets_key_file;
     config.down_after = down_after;
     config.heartbeat_interval = heartbeat;
     let shutdown = CancellationToken::new();

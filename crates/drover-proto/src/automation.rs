@@ -1,0 +1,44 @@
+//! Automation API types: datastore keys, packs, actions, rules, webhooks, traces.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What is shown instead of a secret value.
+pub const MASK: &str = "********";
+
+/// A datastore key as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KvPair {
+    /// `system`, or `user:<name>` for a user's own keys.
+    pub scope: String,
+    /// Key name.
+    pub name: String,
+    /// The value; `********` for a secret unless decryption was asked for and allowed.
+    pub value: String,
+    /// Whether the value is a secret (encrypted at rest).
+    pub secret: bool,
+    /// Whether `value` is the decrypted secret.
+    #[serde(default)]
+    pub decrypted: bool,
+    /// When it expires (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+    /// Who changed it last.
+    pub updated_by: String,
+}
+
+/// `PUT /kv/{scope}/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KvPut {
+    /// The value (text; JSON values are stored as their text).
+    pub value: String,
+    /// Encrypt at rest and mask everywhere.
+    #[serde(default)]
+    pub secret: bool,
+    /// Expire after this many seconds.
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}

@@ -1,0 +1,30 @@
+//! The automation runtime: the datastore's secrets, the catalog of packs, the rule
+//! engine over the event log, the executor that runs actions, timers and webhooks.
+
+pub(crate) mod secrets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::state::AppState;
+
+/// How often expired datastore keys are removed.
+const KV_EXPIRY_EVERY: Duration = Duration::from_millis(500);
+
+/// Starts the automation background tasks.
+pub(crate) fn spawn(state: Arc<AppState>) {
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KV_EXPIRY_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = s.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = s.store.kv_expire().await {
+                tracing::warn!(error = %e, "cannot expire datastore keys");
+            }
+        }
+    });
+}
