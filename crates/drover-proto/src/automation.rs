@@ -42,3 +42,47 @@ pub struct KvPut {
     #[serde(default)]
     pub ttl_seconds: Option<u64>,
 }
+
+/// `POST /webhooks`: register a webhook with its own secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookCreate {
+    /// Name: callers post to `/api/v1/webhooks/{name}`.
+    pub name: String,
+    /// `token` (the caller sends `X-Drover-Webhook-Token: <secret>`) or `hmac` (the caller
+    /// signs the body: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256>`, as GitHub does).
+    #[serde(default = "default_auth")]
+    pub auth: String,
+    /// The secret; generated (and shown once) when left out.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+fn default_auth() -> String {
+    "token".into()
+}
+
+/// A registered webhook (its secret is never shown again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookInfo {
+    /// Name.
+    pub name: String,
+    /// `token` or `hmac`.
+    pub auth: String,
+    /// The URL path to post to.
+    pub path: String,
+    /// When (Unix ms).
+    pub created_at: i64,
+    /// By whom.
+    pub created_by: String,
+    /// The secret: only in the answer that created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// What a webhook call led to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAccepted {
+    /// The `webhook` event recorded (rules match it).
+    pub event_id: i64,
+}

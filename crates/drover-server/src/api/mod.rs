@@ -12,6 +12,7 @@ mod kv;
 pub(crate) mod openapi;
 mod paging;
 mod tokens;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -69,6 +70,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(events::stream))
         .routes(routes!(kv::list))
         .routes(routes!(kv::get, kv::put, kv::delete))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::delete, webhooks::receive))
         .routes(routes!(agent::enroll))
         .routes(routes!(agent::heartbeat))
         .routes(routes!(agent::poll))

@@ -159,6 +159,15 @@ pub(crate) fn finish(doc: &mut OpenApi) {
             .security_schemes
             .insert(name.to_string(), SecurityScheme::Http(http));
     }
+    let hook = utoipa::openapi::security::ApiKeyValue::with_description(
+        "X-Drover-Webhook-Token",
+        "A registered webhook's own secret (or, for HMAC webhooks, \
+         `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`)",
+    );
+    components.security_schemes.insert(
+        "webhook_secret".to_string(),
+        SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(hook)),
+    );
     for (_, name, description) in SHARED {
         components
             .responses

@@ -11,6 +11,11 @@ use crate::state::AppState;
 /// How often expired datastore keys are removed.
 const KV_EXPIRY_EVERY: Duration = Duration::from_millis(500);
 
+/// Whether an enabled rule listens on webhook `name`.
+pub(crate) async fn listens_on_webhook(_state: &AppState, _name: &str) -> bool {
+    false
+}
+
 /// Starts the automation background tasks.
 pub(crate) fn spawn(state: Arc<AppState>) {
     let s = state.clone();

@@ -21,6 +21,7 @@ mod run;
 mod server;
 mod status;
 mod tokens;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -96,6 +97,8 @@ enum Command {
         about = "The datastore rules and actions read: set, get, list, delete (secrets encrypted)"
     )]
     Kv(kv::KvArgs),
+    #[command(about = "Webhooks that fire rules: list, create (own secret or HMAC), delete")]
+    Webhooks(webhooks::WebhooksArgs),
     #[command(about = "Hosts from agents and providers: list, show, history, drain, undrain")]
     Hosts(hosts::HostsArgs),
     #[command(about = "Inventory providers of the model: list their last sync, sync one now")]
@@ -140,6 +143,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Events(a) => events::run(a).await,
         Command::Hosts(a) => hosts::run(a).await,
         Command::Kv(a) => kv::run(a).await,
+        Command::Webhooks(a) => webhooks::run(a).await,
         Command::Providers(a) => providers::run(a).await,
         Command::Tokens(a) => tokens::run(a).await,
         Command::Login(a) => login::run(a).await,
