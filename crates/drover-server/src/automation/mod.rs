@@ -1,6 +1,7 @@
 //! The automation runtime: the datastore's secrets, the catalog of packs, the rule
 //! engine over the event log, the executor that runs actions, timers and webhooks.
 
+pub(crate) mod schedule;
 pub(crate) mod secrets;
 
 use std::sync::Arc;
