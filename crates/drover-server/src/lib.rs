@@ -137,6 +137,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         shutdown: shutdown.clone(),
         reconciler: Default::default(),
         generators: Default::default(),
+        automation: Default::default(),
         secrets,
     });
     monitor::spawn(state.clone());

@@ -17,6 +17,8 @@ pub(crate) struct AppState {
     pub reconciler: crate::rollout::Reconciler,
     /// Generator passes, one at a time.
     pub generators: crate::generators::Generators,
+    /// The automation runtime's per-controller state.
+    pub automation: crate::automation::Automation,
     /// Seals and opens datastore secrets.
     pub secrets: std::sync::Arc<crate::automation::secrets::SecretBox>,
 }

@@ -57,6 +57,18 @@ pub(crate) async fn start_run(
     actor: &str,
     req: RunRequest,
 ) -> ApiResult<Execution> {
+    start_run_on(state, actor, req, None, None).await
+}
+
+/// [`start_run`], optionally on exactly the hosts `names` (any of them, instead of the
+/// selector) and as the remote part of the action execution `parent` (id, key).
+pub(crate) async fn start_run_on(
+    state: &Arc<AppState>,
+    actor: &str,
+    req: RunRequest,
+    names: Option<&[String]>,
+    parent: Option<(String, String)>,
+) -> ApiResult<Execution> {
     if req.command.is_empty() || req.command[0].is_empty() {
         return Err(ApiError::bad_request(
             "field `command`: must name a program (e.g. [\"uptime\"])",
@@ -77,9 +89,25 @@ pub(crate) async fn start_run(
     let selector = parse_selector("field `selector`", &req.selector)?;
     let hosts = state.store.list_hosts().await?;
     let known = hosts.len();
+    if let Some(names) = names {
+        let missing: Vec<&str> = names
+            .iter()
+            .filter(|n| !hosts.iter().any(|h| &h.name == *n))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::unprocessable(format!(
+                "no host named {}",
+                missing.join(", ")
+            )));
+        }
+    }
     let targets: Vec<NewTarget> = hosts
         .into_iter()
-        .filter(|h| selector.matches(h))
+        .filter(|h| match names {
+            Some(names) => names.contains(&h.name),
+            None => selector.matches(h),
+        })
         .map(|h| NewTarget {
             host_id: h.id,
             host_name: h.name,
@@ -108,7 +136,7 @@ pub(crate) async fn start_run(
             parallel: req.parallel,
             timeout_ms: req.timeout_ms,
             targets,
-            parent: None,
+            parent,
         })
         .await?;
     monitor::dispatch(state, &id).await;

@@ -9,6 +9,7 @@ mod generators;
 mod hosts;
 mod inventory;
 mod kv;
+pub(crate) use kv::aad as kv_aad;
 pub(crate) mod openapi;
 mod paging;
 mod tokens;

@@ -1,8 +1,15 @@
 //! The automation runtime: the datastore's secrets, the catalog of packs, the rule
 //! engine over the event log, the executor that runs actions, timers and webhooks.
 
+mod builtin;
+pub(crate) mod catalog;
+pub(crate) mod engine;
+mod executor;
+pub(crate) mod prepare;
+mod remote;
 pub(crate) mod schedule;
 pub(crate) mod secrets;
+mod timers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +19,49 @@ use crate::state::AppState;
 /// How often expired datastore keys are removed.
 const KV_EXPIRY_EVERY: Duration = Duration::from_millis(500);
 
+/// What the automation runtime keeps per controller.
+pub(crate) struct Automation {
+    /// The decoded catalog, rebuilt when packs or rule switches change.
+    pub catalog: catalog::CatalogCache,
+    /// This controller's id in action claims.
+    pub controller_id: String,
+}
+
+impl Default for Automation {
+    fn default() -> Automation {
+        Automation {
+            catalog: catalog::CatalogCache::default(),
+            controller_id: format!(
+                "{}-{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ),
+        }
+    }
+}
+
 /// Whether an enabled rule listens on webhook `name`.
-pub(crate) async fn listens_on_webhook(_state: &AppState, _name: &str) -> bool {
-    false
+pub(crate) async fn listens_on_webhook(state: &AppState, name: &str) -> bool {
+    let Ok(catalog) = state.automation.catalog.get(state).await else {
+        return false;
+    };
+    catalog.rules.iter().any(|r| {
+        r.enabled
+            && r.trigger.kind == "webhook"
+            && r.trigger
+                .parameters
+                .get("url")
+                .and_then(serde_json::Value::as_str)
+                .map(|u| u.trim_start_matches('/'))
+                == Some(name)
+    })
 }
 
 /// Starts the automation background tasks.
 pub(crate) fn spawn(state: Arc<AppState>) {
+    tokio::spawn(engine::run(state.clone()));
+    tokio::spawn(executor::run(state.clone()));
+    tokio::spawn(timers::run(state.clone()));
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(KV_EXPIRY_EVERY);

@@ -401,6 +401,16 @@ impl Store {
         }
     }
 
+    /// The execution `id` is a step of.
+    pub async fn parent_of(&self, id: &str) -> Result<Option<String>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT parent_id FROM executions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+
     /// Executions that are steps of `parent_id` (workflow tasks, the remote run of an
     /// action), oldest first.
     pub async fn child_executions(&self, parent_id: &str) -> Result<Vec<String>> {

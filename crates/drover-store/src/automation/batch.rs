@@ -104,20 +104,23 @@ impl Store {
     }
 
     /// Commits a batch if the cursor is still at `batch.from` (else another controller
-    /// did it first: `Ok(false)`, nothing written).
+    /// did it first: `Ok(false)`, nothing written). A batch with a negative `from` is
+    /// not tied to the cursor (a workflow's start) and always commits.
     pub async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let moved = sqlx::query(
-            "UPDATE counters SET value = $1 WHERE name = 'automation_cursor' AND value = $2",
-        )
-        .bind(batch.to)
-        .bind(batch.from)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved == 0 {
-            return Ok(false);
+        if batch.from >= 0 {
+            let moved = sqlx::query(
+                "UPDATE counters SET value = $1 WHERE name = 'automation_cursor' AND value = $2",
+            )
+            .bind(batch.to)
+            .bind(batch.from)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Ok(false);
+            }
         }
         let mut events = Vec::new();
         let mut touched = Vec::new();

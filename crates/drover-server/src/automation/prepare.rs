@@ -1,0 +1,195 @@
+//! Turning a request to run an action (from the API, a rule or a workflow task) into
+//! the parameters that run: defaults rendered, values cast and checked against the
+//! action's schema, secrets sealed for the store and masked for display.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use drover_core::automation::action::Action;
+use drover_core::automation::jinja::{KvEntry, KvSource};
+use drover_core::automation::params::{self, MASK};
+use serde_json::{Map, Value, json};
+
+use crate::state::AppState;
+
+/// The datastore as of one moment, secrets decrypted, for rendering (`st2kv`).
+#[derive(Clone)]
+pub(crate) struct KvSnapshot {
+    entries: Arc<HashMap<(String, String), KvEntry>>,
+    /// Whose `user` scope `st2kv.user` reads.
+    user: String,
+}
+
+impl std::fmt::Debug for KvSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KvSnapshot({} keys)", self.entries.len())
+    }
+}
+
+impl KvSnapshot {
+    /// Reads every live key (secrets decrypted in memory only).
+    pub(crate) async fn load(state: &AppState) -> anyhow::Result<KvSnapshot> {
+        let mut entries = HashMap::new();
+        for row in state.store.kv_all().await? {
+            let value = if row.secret {
+                match state
+                    .secrets
+                    .open(&crate::api::kv_aad(&row.scope, &row.name), &row.value)
+                {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(scope = %row.scope, key = %row.name, error = %e,
+                            "cannot decrypt a datastore secret");
+                        continue;
+                    }
+                }
+            } else {
+                row.value
+            };
+            entries.insert(
+                (row.scope, row.name),
+                KvEntry {
+                    value,
+                    secret: row.secret,
+                },
+            );
+        }
+        Ok(KvSnapshot {
+            entries: Arc::new(entries),
+            user: String::new(),
+        })
+    }
+
+    /// The same keys, with `st2kv.user` reading `actor`'s scope.
+    pub(crate) fn for_user(&self, actor: &str) -> Arc<dyn KvSource> {
+        Arc::new(KvSnapshot {
+            entries: self.entries.clone(),
+            user: actor.to_string(),
+        })
+    }
+}
+
+impl KvSource for KvSnapshot {
+    fn get(&self, scope: &str, key: &str) -> Option<KvEntry> {
+        let scope = match scope {
+            "user" => format!("user:{}", self.user),
+            other => other.to_string(),
+        };
+        self.entries.get(&(scope, key.to_string())).cloned()
+    }
+}
+
+/// An action request checked and ready to record.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    /// What is shown: `{action, runner, parameters}` with secrets masked.
+    pub spec: Value,
+    /// What runs: the parameters with secrets sealed.
+    pub params: Value,
+}
+
+/// The associated data an execution's secret parameter is sealed with.
+fn param_aad(execution_id: &str, name: &str) -> String {
+    format!("param:{execution_id}:{name}")
+}
+
+/// Resolves `given` against `action`'s parameters (runner ones included) for the
+/// execution `id`. The error lists every problem, one per line.
+pub(crate) fn prepare(
+    state: &AppState,
+    action: &Action,
+    given: &Map<String, Value>,
+    kv: Arc<dyn KvSource>,
+    id: &str,
+) -> Result<Prepared, String> {
+    let schema = action.effective_parameters();
+    let values = params::resolve(&schema, given, kv).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let shown = params::redact(&schema, &values);
+    let mut stored = values.clone();
+    for name in params::secret_names(&schema) {
+        if let Some(v) = stored.get_mut(&name) {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            *v = json!({ "$sealed": state.secrets.seal(&param_aad(id, &name), &text),
+                         "json": !matches!(v, Value::String(_)) });
+        }
+    }
+    Ok(Prepared {
+        spec: json!({
+            "action": action.reference(),
+            "runner": action.runner.as_str(),
+            "parameters": Value::Object(shown),
+        }),
+        params: Value::Object(stored),
+    })
+}
+
+/// The parameters to run with: secrets opened again.
+pub(crate) fn open_params(
+    state: &AppState,
+    id: &str,
+    params: &Value,
+) -> anyhow::Result<Map<String, Value>> {
+    let mut out = params.as_object().cloned().unwrap_or_default();
+    for (name, v) in out.iter_mut() {
+        if let Some(sealed) = v.get("$sealed").and_then(Value::as_str) {
+            let text = state.secrets.open(&param_aad(id, name), sealed)?;
+            let was_json = v.get("json").and_then(Value::as_bool).unwrap_or(false);
+            *v = if was_json {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            } else {
+                Value::String(text)
+            };
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces every occurrence of a secret parameter's value in `text` by the mask
+/// (so a script that echoes its password does not leak it through the result).
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if s.len() >= 4 {
+            out = out.replace(s.as_str(), MASK);
+        }
+    }
+    out
+}
+
+/// The values of an action's secret parameters, as text, for [`scrub`].
+pub(crate) fn secret_values(action: &Action, values: &Map<String, Value>) -> Vec<String> {
+    params::secret_names(&action.effective_parameters())
+        .iter()
+        .filter_map(|n| values.get(n))
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// Masks secret values anywhere inside a JSON result.
+pub(crate) fn scrub_json(value: &Value, secrets: &[String]) -> Value {
+    if secrets.is_empty() {
+        return value.clone();
+    }
+    match value {
+        Value::String(s) => Value::String(scrub(s, secrets)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| scrub_json(v, secrets)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), scrub_json(v, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
