@@ -14,6 +14,7 @@ mod generators;
 pub mod inventory;
 mod monitor;
 mod rollout;
+mod runners;
 mod state;
 mod web;
 
