@@ -104,7 +104,7 @@ pub(crate) async fn run_shell(
     cancel: &CancellationToken,
     on_output: Option<UnboundedSender<LocalOutput>>,
 ) -> (ActionStatus, Value) {
-    let run = match local_run(command, context) {
+    let run = match planned_run(command, context) {
         Ok(run) => run,
         Err(reason) => return not_started(&reason),
     };
@@ -132,7 +132,7 @@ fn sudo_refused(stderr: &str) -> bool {
 }
 
 /// The program to run for `command`, or why it cannot run.
-fn local_run(command: &ShellCommand, context: &ActionContext) -> Result<LocalRun, String> {
+fn planned_run(command: &ShellCommand, context: &ActionContext) -> Result<LocalRun, String> {
     let (argv, env, cwd, timeout, sudo) = match command {
         ShellCommand::Cmd {
             cmd,
