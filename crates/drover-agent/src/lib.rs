@@ -19,6 +19,7 @@ mod credential;
 mod facts;
 mod fsutil;
 mod journal;
+pub mod local_run;
 mod output;
 mod process;
 mod report;

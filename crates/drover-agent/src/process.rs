@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use drover_proto::agent::{CommandOutcome, CommandResult, OutputStream};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -149,6 +151,17 @@ enum Why {
     Shutdown,
 }
 
+/// Where and with what a program starts, beyond its argv.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Launch<'a> {
+    /// Variables added to the agent's environment.
+    pub(crate) env: &'a [(String, String)],
+    /// Working directory; the agent's own when `None`.
+    pub(crate) cwd: Option<&'a Path>,
+    /// Text written to the program's stdin (then closed); stdin is `/dev/null` when `None`.
+    pub(crate) stdin: Option<&'a str>,
+}
+
 /// Runs `argv` (with `env` added to the agent's environment) in its own process group,
 /// feeding its output into `output` (closed when
 /// this returns). Sends the leader's pid on `started` after the spawn. The group is
@@ -163,14 +176,31 @@ pub(crate) async fn execute(
     shutdown: &CancellationToken,
     started: oneshot::Sender<Option<u32>>,
 ) -> Exit {
-    let exit = execute_inner(argv, env, timeout, output, cancel, shutdown, started).await;
+    let launch = Launch {
+        env,
+        ..Launch::default()
+    };
+    execute_with(argv, launch, timeout, output, cancel, shutdown, started).await
+}
+
+/// [`execute`] with a working directory and stdin text as well (see [`Launch`]).
+pub(crate) async fn execute_with(
+    argv: &[String],
+    launch: Launch<'_>,
+    timeout: Option<Duration>,
+    output: &Arc<OutputBuffer>,
+    cancel: &CancellationToken,
+    shutdown: &CancellationToken,
+    started: oneshot::Sender<Option<u32>>,
+) -> Exit {
+    let exit = execute_inner(argv, launch, timeout, output, cancel, shutdown, started).await;
     output.close();
     exit
 }
 
 async fn execute_inner(
     argv: &[String],
-    env: &[(String, String)],
+    launch: Launch<'_>,
     timeout: Option<Duration>,
     output: &Arc<OutputBuffer>,
     cancel: &CancellationToken,
@@ -182,12 +212,19 @@ async fn execute_inner(
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .process_group(0)
-        .stdin(Stdio::null())
+        .stdin(if launch.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
+    if let Some(dir) = launch.cwd {
+        cmd.current_dir(dir);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return Exit::error(spawn_error_text(&e, program)),
@@ -201,6 +238,13 @@ async fn execute_inner(
     };
     let pgid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
     let _ = started.send(Some(pid));
+    if let (Some(text), Some(mut pipe)) = (launch.stdin, child.stdin.take()) {
+        // A program that exits without reading its input is fine: the write just fails.
+        let bytes = text.as_bytes().to_vec();
+        tokio::spawn(async move {
+            let _ = pipe.write_all(&bytes).await;
+        });
+    }
 
     let stop = CancellationToken::new();
     let out_pump = child

@@ -15,6 +15,7 @@ mod generators;
 pub mod inventory;
 mod monitor;
 mod rollout;
+mod runners;
 mod state;
 mod web;
 
