@@ -335,7 +335,7 @@ url_hosts_whitelist: {type: array, items: {type: string}}
 
 const DROVER_RUN: &str = "
 hosts: {type: string, required: true, description: 'A drover selector (label.role=web) or comma-separated host names.'}
-cmd: {type: string, required: true, description: The command, run by the shell on each host.}
+cmd: {type: string, required: true, description: 'The command, run by the shell on each host.'}
 timeout: {type: integer, default: 60}
 parallel: {type: integer, default: 0, description: 'Hosts at once (0: all).'}
 env: {type: object}

@@ -305,8 +305,10 @@ fn decode_param(sink: &mut Sink<'_>, f: &Fields<'_>, name: &str) -> Option<Param
         }
     }
     let schema = Json::Object(schema);
-    // The schema itself must be valid draft-4.
-    if let Err(e) = jsonschema::draft4::new(&&schema) {
+    // The schema itself must be valid draft-4 (checked once the keys read cleanly).
+    if sink.count() == before
+        && let Err(e) = jsonschema::draft4::new(&&schema)
+    {
         sink.push(f.at, &f.path, format!("invalid JSON-schema: {e}"));
     }
     (sink.count() == before).then(|| ParamSpec {
@@ -498,10 +500,27 @@ fn render_defaults(
             let Some(template) = pending.remove(&name) else {
                 continue;
             };
-            if deps
-                .get(&name)
-                .is_some_and(|d| d.iter().any(|x| failed.contains(x)))
-            {
+            let my_deps = deps.get(&name).cloned().unwrap_or_default();
+            if my_deps.iter().any(|x| failed.contains(x)) {
+                failed.insert(name);
+                continue;
+            }
+            // A parameter with no value: a required one has its own error already.
+            let unset: Vec<&String> = my_deps
+                .iter()
+                .filter(|x| values.get(*x).is_none_or(Json::is_null))
+                .collect();
+            if !unset.is_empty() {
+                let silent = unset
+                    .iter()
+                    .all(|x| schema.get(x).is_some_and(|s| s.required));
+                if !silent {
+                    let names: Vec<String> = unset.iter().map(|x| format!("`{x}`")).collect();
+                    errors.push(err(
+                        &name,
+                        format!("default refers to {}, which has no value", names.join(", ")),
+                    ));
+                }
                 failed.insert(name);
                 continue;
             }

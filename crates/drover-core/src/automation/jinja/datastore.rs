@@ -216,7 +216,7 @@ mod tests {
             ("{{ st2kv.system.pw | upper }}", MASK),
             ("{{ st2kv.system.pw | to_json_string }}", "\"********\""),
             ("{{ st2kv.system.pw ~ '!' }}", "********!"),
-            ("{{ [st2kv.system.pw] }}", "[\"********\"]"),
+            ("{{ [st2kv.system.pw] }}", "[********]"),
         ];
         for (template, want) in cases {
             assert_eq!(

@@ -169,7 +169,7 @@ fn yaml_map(out: &mut String, map: &serde_json::Map<String, Json>, depth: usize)
         out.push_str(&"  ".repeat(depth));
         out.push_str(&yaml_string(key));
         out.push(':');
-        yaml_child(out, value, depth);
+        yaml_child(out, value, depth, true);
     }
 }
 
@@ -177,19 +177,20 @@ fn yaml_seq(out: &mut String, items: &[Json], depth: usize) {
     for item in items {
         out.push_str(&"  ".repeat(depth));
         out.push('-');
-        yaml_child(out, item, depth);
+        yaml_child(out, item, depth, false);
     }
 }
 
-fn yaml_child(out: &mut String, value: &Json, depth: usize) {
+fn yaml_child(out: &mut String, value: &Json, depth: usize, in_map: bool) {
     match value {
         Json::Object(m) if !m.is_empty() => {
             out.push('\n');
             yaml_map(out, m, depth + 1);
         }
+        // PyYAML does not indent a list under a mapping key.
         Json::Array(items) if !items.is_empty() => {
             out.push('\n');
-            yaml_seq(out, items, depth + 1);
+            yaml_seq(out, items, if in_map { depth } else { depth + 1 });
         }
         scalar => {
             out.push(' ');
@@ -457,7 +458,7 @@ fn human_time(seconds: i64) -> String {
 /// Year, month, day of `0001-01-01` plus `days` (proleptic Gregorian).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     // Days from 0000-03-01 (Howard Hinnant's algorithm), shifted to 0001-01-01.
-    let z = days + 306 + 365; // 0001-01-01 is day 306 + 365 after 0000-03-01
+    let z = days + 306; // 0001-01-01 is day 306 after 0000-03-01
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -671,19 +672,23 @@ mod tests {
             ("{{ uni | to_json_string }}", r#""\u00e9""#),
             ("{{ obj | to_complex }}", r#"{"a": "x", "b": [1, 2]}"#),
             ("{{ obj | to_yaml_string }}", "a: x\nb:\n- 1\n- 2\n"),
+            (
+                "{{ [[1], {'k': 'v'}] | to_yaml_string }}",
+                "-\n  - 1\n-\n  k: v\n",
+            ),
             ("{{ 'yes' | to_yaml_string }}", "'yes'\n...\n"),
             ("{{ ('{\"k\": [1]}' | from_json_string).k[0] }}", "1"),
             ("{{ ('k: [1, 2]' | from_yaml_string).k[1] }}", "2"),
             ("{{ 'a \"b\"\n' | json_escape }}", r#"a \"b\"\n"#),
             ("{{ obj | jsonpath_query('$.b[1]') }}", "[2]"),
             ("{{ obj | jsonpath_query('b[*]') }}", "[1, 2]"),
-            ("{{ obj | jsonpath_query(\"$['a']\") }}", "[\"x\"]"),
-            ("{{ obj | jsonpath_query('$.zzz') }}", "none"),
+            ("{{ obj | jsonpath_query(\"$['a']\") }}", "['x']"),
+            ("{{ obj | jsonpath_query('$.zzz') }}", "None"),
             // regex.py
-            ("{{ text | regex_match('Hello') }}", "true"),
-            ("{{ text | regex_match('World') }}", "false"),
-            ("{{ text | regex_match('hello', true) }}", "true"),
-            ("{{ text | regex_search('World') }}", "true"),
+            ("{{ text | regex_match('Hello') }}", "True"),
+            ("{{ text | regex_match('World') }}", "False"),
+            ("{{ text | regex_match('hello', true) }}", "True"),
+            ("{{ text | regex_search('World') }}", "True"),
             (
                 "{{ text | regex_replace('(\\\\w+) (\\\\w+)', '\\\\2 \\\\1') }}",
                 "World Hello 42",
@@ -705,11 +710,11 @@ mod tests {
             // version.py
             ("{{ '1.2.3' | version_compare('1.2.4') }}", "-1"),
             ("{{ '1.2.3' | version_compare('1.2.3') }}", "0"),
-            ("{{ '1.10.0' | version_more_than('1.9.0') }}", "true"),
-            ("{{ '1.0.0-rc.1' | version_less_than('1.0.0') }}", "true"),
-            ("{{ '1.2.3' | version_equal('1.2.3') }}", "true"),
-            ("{{ '1.2.3' | version_match('>=1.2.0') }}", "true"),
-            ("{{ '1.2.3' | version_match('<1.0.0') }}", "false"),
+            ("{{ '1.10.0' | version_more_than('1.9.0') }}", "True"),
+            ("{{ '1.0.0-rc.1' | version_less_than('1.0.0') }}", "True"),
+            ("{{ '1.2.3' | version_equal('1.2.3') }}", "True"),
+            ("{{ '1.2.3' | version_match('>=1.2.0') }}", "True"),
+            ("{{ '1.2.3' | version_match('<1.0.0') }}", "False"),
             ("{{ '1.2.3' | version_bump_major }}", "2.0.0"),
             ("{{ '1.2.3' | version_bump_minor }}", "1.3.0"),
             ("{{ '1.2.3' | version_bump_patch }}", "1.2.4"),
