@@ -273,10 +273,10 @@ fn read_action(sink: &mut Sink<'_>, f: &Fields<'_>, pack: &str) -> Option<Action
             other => vec![other],
         })
         .unwrap_or_default();
-    if let Some(n) = f.get("tags") {
-        if !matches!(n.to_json(), Json::Array(_)) {
-            sink.push(n.pos, "tags", "expected a list");
-        }
+    if let Some(n) = f.get("tags")
+        && !matches!(n.value, crate::model::load::Value::Seq(_))
+    {
+        sink.push(n.pos, "tags", "expected a list");
     }
     let output_schema = f.get("output_schema").map(|n| n.to_json());
     let notify = f.get("notify").map(|n| n.to_json());

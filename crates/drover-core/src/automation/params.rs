@@ -307,7 +307,7 @@ fn decode_param(sink: &mut Sink<'_>, f: &Fields<'_>, name: &str) -> Option<Param
     let schema = Json::Object(schema);
     // The schema itself must be valid draft-4 (checked once the keys read cleanly).
     if sink.count() == before
-        && let Err(e) = jsonschema::draft4::new(&&schema)
+        && let Err(e) = jsonschema::draft4::new(&schema)
     {
         sink.push(f.at, &f.path, format!("invalid JSON-schema: {e}"));
     }

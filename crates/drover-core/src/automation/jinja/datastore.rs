@@ -199,7 +199,7 @@ mod tests {
             .with("system", "pw", "hunter2", true)
             .with("user", "token", "t0k", true)
             .with("system", "app.name", "shop", false);
-        Value::from(minijinja::context! { st2kv => st2kv(Arc::new(kv)) })
+        minijinja::context! { st2kv => st2kv(Arc::new(kv)) }
     }
 
     #[test]
