@@ -196,7 +196,8 @@ fn override_spec(base: &ParamSpec, over: &ParamSpec) -> ParamSpec {
             .or_else(|| base.description.clone()),
         required: over.required || base.required,
         secret: over.secret || base.secret,
-        immutable: over.immutable,
+        // An action may fix a runner parameter, not free a fixed one.
+        immutable: over.immutable || base.immutable,
         position: over.position.or(base.position),
         default: over.default.clone().or_else(|| base.default.clone()),
         enum_: over.enum_.clone().or_else(|| base.enum_.clone()),

@@ -154,3 +154,38 @@ fn builtin_packs_are_complete() {
     assert_eq!(values["cmd"], json!("echo hi"));
     assert_eq!(values["timeout"], json!(60));
 }
+
+#[test]
+fn immutable_override_is_enforced() {
+    let packs = builtin_packs();
+    let echo = packs[0].action("echo").unwrap();
+    let e = crate::automation::params::resolve(
+        &echo.effective_parameters(),
+        json!({"message": "hi", "cmd": "rm -rf /"})
+            .as_object()
+            .unwrap(),
+        std::sync::Arc::new(crate::automation::jinja::KvMap::new()),
+    )
+    .unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].name, "cmd");
+    assert!(
+        e[0].to_string()
+            .starts_with("parameter `cmd`: is immutable"),
+        "{}",
+        e[0]
+    );
+    // A runner parameter that is immutable stays so when an action only re-describes it.
+    let a = decode_action(
+        "a.yaml",
+        "name: r\nrunner_type: remote-shell-cmd\nparameters:\n  parallel: {description: fixed}\n",
+        "ops",
+    )
+    .unwrap();
+    let p = a.effective_parameters();
+    assert!(p.get("parallel").unwrap().immutable);
+    assert_eq!(
+        p.get("parallel").unwrap().description.as_deref(),
+        Some("fixed")
+    );
+}

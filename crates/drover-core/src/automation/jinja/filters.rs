@@ -605,8 +605,7 @@ fn version_bump_minor(value: &str) -> Result<String, Error> {
 
 fn version_bump_patch(value: &str) -> Result<String, Error> {
     let v = Version::parse(value)?;
-    // semver's bump_patch drops a pre-release without bumping (1.2.3-rc → 1.2.3)? No:
-    // python-semver 3 always increments the patch and drops the pre-release.
+    // python-semver's bump_patch increments the patch and drops any pre-release.
     Ok(format!("{}.{}.{}", v.major, v.minor, v.patch + 1))
 }
 

@@ -236,3 +236,19 @@ fn overlay_overrides_runner_parameters() {
     );
     assert_eq!(merged.names().collect::<Vec<_>>(), ["cmd", "timeout", "x"]);
 }
+
+#[test]
+fn default_referring_to_an_unset_optional_parameter() {
+    let schema = schema_from_yaml(
+        "p.yaml",
+        "a: {type: string}\nb: {type: string, default: 'x{{ a }}'}\n",
+    )
+    .unwrap();
+    let e = resolve(&schema, &Map::new(), kv()).unwrap_err();
+    assert_eq!(
+        e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["parameter `b`: default refers to `a`, which has no value"]
+    );
+    let v = resolve(&schema, json!({"a": "1"}).as_object().unwrap(), kv()).unwrap();
+    assert_eq!(v["b"], json!("x1"));
+}
