@@ -258,6 +258,33 @@ mod tests {
         );
     }
 
+    /// `_transform_named_args` prefixes each name with the `kwarg_op` runner parameter.
+    #[test]
+    fn kwarg_op_prefix() {
+        let mut schema = ParamSchema::default();
+        schema.insert(ParamSpec::new("name", "string"));
+        schema.insert(ParamSpec::new("v", "boolean"));
+        let values = json!({"name": "x", "v": true});
+        for (op, want) in [
+            ("--", ["--name=x", "--v"]),
+            ("-", ["-name=x", "-v"]),
+            ("", ["name=x", "v"]),
+            ("/", ["/name=x", "/v"]),
+        ] {
+            assert_eq!(
+                script_arguments(&schema, values.as_object().unwrap(), op),
+                want,
+                "{op}"
+            );
+        }
+        // An empty positional value is still an argument: `''` on the command line.
+        let mut spec = ParamSpec::new("p", "string");
+        spec.position = Some(0);
+        schema.insert(spec);
+        let args = script_arguments(&schema, &Map::new(), "--");
+        assert_eq!(script_command_line("run.sh", &args), "run.sh ''");
+    }
+
     #[test]
     fn quoting_like_quote_unix() {
         let cases = [

@@ -20,7 +20,7 @@ use serde_json::{Map, Value as Json};
 
 use super::jinja::{self, KvSource, filters::NONE_MAGIC_VALUE, python};
 use crate::model::decode::{Fields, boolean, choice, string, uint, wrong_type};
-use crate::model::error::{Sink, did_you_mean};
+use crate::model::error::{Sink, did_you_mean, suggest};
 use crate::model::load::{Node, Value};
 
 /// What secret values are replaced with wherever they are shown.
@@ -214,7 +214,7 @@ pub(crate) fn decode_params(sink: &mut Sink<'_>, node: &Node, path: &str) -> Par
         }
         return schema;
     };
-    let allowed: Vec<&str> = OWN_KEYS.iter().chain(SCHEMA_KEYS).copied().collect();
+    let known: Vec<&str> = OWN_KEYS.iter().chain(SCHEMA_KEYS).copied().collect();
     let mut positions: BTreeMap<u32, (String, usize)> = BTreeMap::new();
     for (key, value) in entries {
         let Value::Str(name) = &key.value else {
@@ -234,10 +234,23 @@ pub(crate) fn decode_params(sink: &mut Sink<'_>, node: &Node, path: &str) -> Par
             );
             continue;
         }
+        // Other keys are kept as schema annotations (`x-…`, `label`), unless they look
+        // like a misspelt key.
+        let mut allowed = known.clone();
+        if let Value::Map(fields) = &value.value {
+            for (k, _) in fields {
+                if let Value::Str(k) = &k.value
+                    && !known.contains(&k.as_str())
+                    && suggest(k, known.iter().copied()).is_none()
+                {
+                    allowed.push(k);
+                }
+            }
+        }
         let Some(f) = Fields::read(sink, value, key.pos, &field, &allowed) else {
             continue;
         };
-        if let Some(spec) = decode_param(sink, &f, name) {
+        if let Some(spec) = decode_param(sink, &f, name, &allowed) {
             if let Some(p) = spec.position
                 && let Some(n) = f.get("position")
             {
@@ -257,7 +270,12 @@ pub(crate) fn decode_params(sink: &mut Sink<'_>, node: &Node, path: &str) -> Par
     schema
 }
 
-fn decode_param(sink: &mut Sink<'_>, f: &Fields<'_>, name: &str) -> Option<ParamSpec> {
+fn decode_param(
+    sink: &mut Sink<'_>,
+    f: &Fields<'_>,
+    name: &str,
+    allowed: &[&str],
+) -> Option<ParamSpec> {
     let before = sink.count();
     let type_ = match f.get("type") {
         Some(n) if matches!(n.value, Value::Seq(_)) => None,
@@ -291,13 +309,7 @@ fn decode_param(sink: &mut Sink<'_>, f: &Fields<'_>, name: &str) -> Option<Param
         None => None,
     };
     let mut schema = Map::new();
-    for (key, _, value) in f.present(
-        &OWN_KEYS
-            .iter()
-            .chain(SCHEMA_KEYS)
-            .copied()
-            .collect::<Vec<_>>(),
-    ) {
+    for (key, _, value) in f.present(allowed) {
         match key {
             "required" | "secret" | "immutable" | "position" | "default" => {}
             _ => {
