@@ -251,8 +251,18 @@ mod tests {
         assert!(e.reason.contains("`st2kv.system.nope`"), "{}", e.reason);
         let e = render_text(&env, "{{ st2kv.user.gone | decrypt_kv }}", &ctx).unwrap_err();
         assert!(e.reason.contains("`st2kv.user.gone`"), "{}", e.reason);
-        // The miss list is cleared after an error.
+        // A miss of an earlier, successful render is not blamed on a later one.
+        assert_eq!(
+            render_text(&env, "{{ st2kv.system.old is defined }}", &ctx).unwrap(),
+            "False"
+        );
         let e = render_text(&env, "{{ undefined_name }}", &ctx).unwrap_err();
         assert!(!e.reason.contains("st2kv"), "{}", e.reason);
+        let e = render_text(&env, "{{ st2kv.system.x ~ undefined_name }}", &ctx).unwrap_err();
+        assert!(
+            e.reason.contains("`st2kv.system.x`") && !e.reason.contains("old"),
+            "{}",
+            e.reason
+        );
     }
 }

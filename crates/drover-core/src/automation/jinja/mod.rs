@@ -113,6 +113,8 @@ pub fn render_text(
     if !is_template(template) {
         return Ok(template.to_string());
     }
+    // Forget lookups of earlier renders, so an error names only this one's.
+    datastore::take_misses(ctx);
     env.render_str(template, ctx)
         .map_err(|e| failure(template, &e, ctx))
 }
@@ -129,6 +131,7 @@ pub fn sole_expression(text: &str) -> Option<&str> {
 /// Evaluates `template`: the native value of a sole `{{ expr }}`, text otherwise.
 pub fn eval_native(env: &Environment<'_>, template: &str, ctx: &Value) -> Result<Json, JinjaError> {
     if let Some(expr) = sole_expression(template) {
+        datastore::take_misses(ctx);
         let compiled = env
             .compile_expression(expr)
             .map_err(|e| JinjaError::new(template, describe(&e)))?;
