@@ -6,9 +6,12 @@
 //! [`MASK`](crate::automation::params::MASK); only `decrypt_kv` yields its plaintext,
 //! as StackStorm requires for encrypted keys.
 //!
-//! Differences from StackStorm: a missing key is an error naming the key (StackStorm
-//! renders an empty string), and dotted key names are read with brackets
-//! (`st2kv.system['app.password']`), not as nested attributes.
+//! Dotted key names read as attributes (`st2kv.system.app.password` is key
+//! `app.password`) when the source says keys under that prefix exist
+//! ([`KvSource::has_prefix`]); brackets always work (`st2kv.system['app.password']`).
+//!
+//! Difference from StackStorm: a missing key is an error naming the key (StackStorm
+//! renders an empty string).
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -41,6 +44,14 @@ impl fmt::Debug for KvEntry {
 pub trait KvSource: Send + Sync + fmt::Debug {
     /// The entry `key` of `scope` (`system` or `user`), if it exists.
     fn get(&self, scope: &str, key: &str) -> Option<KvEntry>;
+
+    /// Whether some key of `scope` starts with `prefix` followed by `.` (so that
+    /// `st2kv.system.app.password` can be read attribute by attribute). Sources that
+    /// cannot tell answer `false`; brackets still reach such keys.
+    fn has_prefix(&self, scope: &str, prefix: &str) -> bool {
+        let _ = (scope, prefix);
+        false
+    }
 }
 
 /// An in-memory datastore, for tests and benchmarks.
@@ -79,6 +90,14 @@ impl KvSource for KvMap {
             .get(&(scope.to_string(), key.to_string()))
             .cloned()
     }
+
+    fn has_prefix(&self, scope: &str, prefix: &str) -> bool {
+        let start = (scope.to_string(), format!("{prefix}."));
+        self.entries
+            .range(start.clone()..)
+            .next()
+            .is_some_and(|((s, k), _)| *s == start.0 && k.starts_with(&start.1))
+    }
 }
 
 /// The `st2kv` value to put in a template context.
@@ -105,26 +124,36 @@ impl Object for St2Kv {
         }
         Some(Value::from_object(Scope {
             name: scope.to_string(),
+            prefix: String::new(),
             source: self.source.clone(),
             misses: self.misses.clone(),
         }))
     }
 }
 
-/// `st2kv.system` or `st2kv.user`.
+/// `st2kv.system` or `st2kv.user`, or a dotted prefix within it
+/// (`st2kv.system.app`).
 #[derive(Debug)]
 struct Scope {
     name: String,
+    /// `""`, or `app.` for `st2kv.system.app`.
+    prefix: String,
     source: Arc<dyn KvSource>,
     misses: Arc<Mutex<Vec<String>>>,
 }
 
 impl Object for Scope {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str()?;
-        match self.source.get(&self.name, key) {
+        let key = format!("{}{}", self.prefix, key.as_str()?);
+        match self.source.get(&self.name, &key) {
             Some(entry) if entry.secret => Some(Value::from_object(Secret(entry.value))),
             Some(entry) => Some(Value::from(entry.value)),
+            None if self.source.has_prefix(&self.name, &key) => Some(Value::from_object(Scope {
+                name: self.name.clone(),
+                prefix: format!("{key}."),
+                source: self.source.clone(),
+                misses: self.misses.clone(),
+            })),
             None => {
                 if let Ok(mut misses) = self.misses.lock() {
                     misses.push(format!("{}.{key}", self.name));
@@ -198,7 +227,8 @@ mod tests {
             .with("system", "host", "db1", false)
             .with("system", "pw", "hunter2", true)
             .with("user", "token", "t0k", true)
-            .with("system", "app.name", "shop", false);
+            .with("system", "app.name", "shop", false)
+            .with("system", "deep.a.b", "s3", true);
         minijinja::context! { st2kv => st2kv(Arc::new(kv)) }
     }
 
@@ -209,6 +239,8 @@ mod tests {
         let cases = [
             ("{{ st2kv.system.host }}", "db1"),
             ("{{ st2kv.system['app.name'] }}", "shop"),
+            ("{{ st2kv.system.app.name }}", "shop"),
+            ("{{ st2kv.system.deep.a.b | decrypt_kv }}", "s3"),
             ("{{ st2kv.system.pw }}", MASK),
             ("{{ st2kv.system.pw | decrypt_kv }}", "hunter2"),
             ("{{ st2kv.user.token | decrypt_kv }}", "t0k"),
@@ -249,6 +281,8 @@ mod tests {
         let ctx = ctx();
         let e = render_text(&env, "{{ st2kv.system.nope }}", &ctx).unwrap_err();
         assert!(e.reason.contains("`st2kv.system.nope`"), "{}", e.reason);
+        let e = render_text(&env, "{{ st2kv.system.app.nope }}", &ctx).unwrap_err();
+        assert!(e.reason.contains("`st2kv.system.app.nope`"), "{}", e.reason);
         let e = render_text(&env, "{{ st2kv.user.gone | decrypt_kv }}", &ctx).unwrap_err();
         assert!(e.reason.contains("`st2kv.user.gone`"), "{}", e.reason);
         // A miss of an earlier, successful render is not blamed on a later one.
