@@ -428,6 +428,9 @@ pub fn resolve(
             ));
             continue;
         }
+        // An immutable parameter always takes its default, rendered like any other
+        // (StackStorm's `_process_defaults`), even when given that same text.
+        let given_value = given_value.filter(|_| !spec.immutable);
         match (given_value, &spec.default) {
             (Some(v), _) => {
                 values.insert(spec.name.clone(), v.clone());

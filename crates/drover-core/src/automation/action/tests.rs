@@ -175,6 +175,16 @@ fn immutable_override_is_enforced() {
         "{}",
         e[0]
     );
+    // Given its own default text, an immutable template is still rendered.
+    let v = crate::automation::params::resolve(
+        &echo.effective_parameters(),
+        json!({"message": "hi", "cmd": "echo {{ message }}"})
+            .as_object()
+            .unwrap(),
+        std::sync::Arc::new(crate::automation::jinja::KvMap::new()),
+    )
+    .unwrap();
+    assert_eq!(v["cmd"], json!("echo hi"));
     // A runner parameter that is immutable stays so when an action only re-describes it.
     let a = decode_action(
         "a.yaml",
