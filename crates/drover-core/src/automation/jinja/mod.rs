@@ -7,6 +7,16 @@
 //!   renders them; the caller casts by the parameter's schema type);
 //! - [`eval_native`] yields the native value when the whole string is one `{{ … }}`
 //!   expression (Orquesta's rule: `{{ ctx().n + 1 }}` is a number), text otherwise.
+//!
+//! Submodules: [`filters`] (StackStorm's filters), [`datastore`] (`st2kv` and
+//! `decrypt_kv`), [`python`] (Python's `json.dumps`/`str()`/literal syntax, which
+//! StackStorm's output follows).
+
+pub mod datastore;
+pub mod filters;
+pub mod python;
+
+pub use datastore::{KvEntry, KvMap, KvSource, st2kv};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -66,13 +76,27 @@ pub fn environment() -> Environment<'static> {
         Err(e) => unreachable!("the default delimiters are valid: {e}"),
     }
     env.set_fuel(Some(FUEL));
-    env.add_filter("to_json_string", to_json_string);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    filters::add_filters(&mut env);
     env
 }
 
-fn to_json_string(value: Value) -> Result<String, minijinja::Error> {
-    serde_json::to_string(&value)
-        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+/// The error text for a failed render: minijinja's description, plus the datastore
+/// keys `ctx`'s `st2kv` was asked for and did not have.
+fn failure(template: &str, e: &minijinja::Error, ctx: &Value) -> JinjaError {
+    let mut reason = describe(e);
+    let missing = datastore::take_misses(ctx);
+    if !missing.is_empty() {
+        reason.push_str(&format!(
+            " (no datastore key {})",
+            missing
+                .iter()
+                .map(|k| format!("`st2kv.{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    JinjaError::new(template, reason)
 }
 
 /// Whether `text` holds Jinja syntax at all (plain strings skip the engine).
@@ -89,8 +113,10 @@ pub fn render_text(
     if !is_template(template) {
         return Ok(template.to_string());
     }
+    // Forget lookups of earlier renders, so an error names only this one's.
+    datastore::take_misses(ctx);
     env.render_str(template, ctx)
-        .map_err(|e| JinjaError::new(template, describe(&e)))
+        .map_err(|e| failure(template, &e, ctx))
 }
 
 /// The expression inside `text` when `text` is exactly one `{{ … }}` and nothing else.
@@ -105,12 +131,11 @@ pub fn sole_expression(text: &str) -> Option<&str> {
 /// Evaluates `template`: the native value of a sole `{{ expr }}`, text otherwise.
 pub fn eval_native(env: &Environment<'_>, template: &str, ctx: &Value) -> Result<Json, JinjaError> {
     if let Some(expr) = sole_expression(template) {
+        datastore::take_misses(ctx);
         let compiled = env
             .compile_expression(expr)
             .map_err(|e| JinjaError::new(template, describe(&e)))?;
-        let value = compiled
-            .eval(ctx)
-            .map_err(|e| JinjaError::new(template, describe(&e)))?;
+        let value = compiled.eval(ctx).map_err(|e| failure(template, &e, ctx))?;
         if value.is_undefined() {
             return Err(JinjaError::new(template, "the expression is undefined"));
         }
