@@ -8,8 +8,8 @@
 //!
 //! - [`ops`] — the operators and the Python semantics they inherit;
 //! - [`pattern`] — patterns compiled once (regexes, globs, periods);
-//! - [`decode`](self::decode) — reading criteria from a rule file or JSON;
-//! - [`explain`](self::explain) — what `drover rules test` prints.
+//! - `decode` — reading criteria from a rule file or JSON ([`Criteria::from_json`]);
+//! - `explain` — [`Check`]s, what `drover rules test` prints.
 
 mod decode;
 mod explain;
