@@ -11,7 +11,12 @@ use crate::model::load::{Node, Pos, Value};
 
 /// Reads the criteria mapping at `node` (field path `field`); keys are paths under
 /// `root` (`trigger`, or `item` inside `search`). `None` when something was wrong.
-pub(crate) fn decode(sink: &mut Sink<'_>, node: &Node, field: &str, root: &str) -> Option<Criteria> {
+pub(crate) fn decode(
+    sink: &mut Sink<'_>,
+    node: &Node,
+    field: &str,
+    root: &str,
+) -> Option<Criteria> {
     if node.value == Value::Null {
         return Some(Criteria::default());
     }
@@ -36,10 +41,20 @@ pub(crate) fn decode(sink: &mut Sink<'_>, node: &Node, field: &str, root: &str) 
     (sink.count() == before).then_some(criteria)
 }
 
-fn or_group(sink: &mut Sink<'_>, key: &str, node: &Node, field: &str, root: &str) -> Option<OrGroup> {
+fn or_group(
+    sink: &mut Sink<'_>,
+    key: &str,
+    node: &Node,
+    field: &str,
+    root: &str,
+) -> Option<OrGroup> {
     let items = list(sink, node, field)?;
     if items.is_empty() {
-        sink.push(node.pos, field, "an `or` group needs at least one set of criteria");
+        sink.push(
+            node.pos,
+            field,
+            "an `or` group needs at least one set of criteria",
+        );
         return None;
     }
     let mut alternatives = Vec::with_capacity(items.len());
@@ -63,7 +78,13 @@ fn or_group(sink: &mut Sink<'_>, key: &str, node: &Node, field: &str, root: &str
 }
 
 /// `trigger.a.b[0].c` → segments `a`, `b`, `0`, `c` (below the root).
-fn key_path(sink: &mut Sink<'_>, base: &str, key_node: &Node, field: &str, root: &str) -> Option<Vec<Segment>> {
+fn key_path(
+    sink: &mut Sink<'_>,
+    base: &str,
+    key_node: &Node,
+    field: &str,
+    root: &str,
+) -> Option<Vec<Segment>> {
     let rest = if base == root {
         ""
     } else if let Some(rest) = base.strip_prefix(root).and_then(|r| r.strip_prefix('.')) {
@@ -74,7 +95,11 @@ fn key_path(sink: &mut Sink<'_>, base: &str, key_node: &Node, field: &str, root:
             field,
             format!(
                 "criteria keys are paths into the {} and start with `{root}.`; found `{base}`",
-                if root == "trigger" { "trigger payload" } else { "list item" }
+                if root == "trigger" {
+                    "trigger payload"
+                } else {
+                    "list item"
+                }
             ),
         );
         return None;
@@ -91,14 +116,22 @@ fn key_path(sink: &mut Sink<'_>, base: &str, key_node: &Node, field: &str, root:
             match index.strip_suffix(']') {
                 Some(i) if i.parse::<usize>().is_ok() => parts.push(i.to_string()),
                 _ => {
-                    sink.push(key_node.pos, field, format!("bad index in `{part}`: write `name[0]` or `name.0`"));
+                    sink.push(
+                        key_node.pos,
+                        field,
+                        format!("bad index in `{part}`: write `name[0]` or `name.0`"),
+                    );
                     return None;
                 }
             }
         }
         for (i, p) in parts.into_iter().enumerate() {
             if p.is_empty() && !(i == 0 && part.starts_with('[')) {
-                sink.push(key_node.pos, field, format!("empty part in the path `{base}`"));
+                sink.push(
+                    key_node.pos,
+                    field,
+                    format!("empty part in the path `{base}`"),
+                );
                 return None;
             }
             if p.is_empty() {
@@ -113,14 +146,24 @@ fn key_path(sink: &mut Sink<'_>, base: &str, key_node: &Node, field: &str, root:
     Some(segments)
 }
 
-fn criterion(sink: &mut Sink<'_>, key: &str, path: Vec<Segment>, at: Pos, node: &Node, field: &str) -> Option<Criterion> {
+fn criterion(
+    sink: &mut Sink<'_>,
+    key: &str,
+    path: Vec<Segment>,
+    at: Pos,
+    node: &Node,
+    field: &str,
+) -> Option<Criterion> {
     let f = Fields::read(sink, node, at, field, &["type", "pattern", "condition"])?;
     let op_node = f.require(sink, "type")?;
     let name = string(sink, op_node, &f.field("type"))?;
     let Some(op) = Op::parse(name) else {
         let hint = did_you_mean(name, Op::names());
         let reason = if hint.is_empty() {
-            format!("unknown operator `{name}`; expected one of {}", Op::names().collect::<Vec<_>>().join(", "))
+            format!(
+                "unknown operator `{name}`; expected one of {}",
+                Op::names().collect::<Vec<_>>().join(", ")
+            )
         } else {
             format!("unknown operator `{name}`{hint}")
         };
@@ -131,14 +174,22 @@ fn criterion(sink: &mut Sink<'_>, key: &str, path: Vec<Segment>, at: Pos, node: 
     let condition_node = f.get("condition");
     if op != Op::Search {
         if let Some((k, _)) = f.entry("condition") {
-            sink.push(k.pos, &f.field("condition"), "`condition` only applies to `type: search`");
+            sink.push(
+                k.pos,
+                &f.field("condition"),
+                "`condition` only applies to `type: search`",
+            );
             return None;
         }
         let pattern = match pattern_node {
             Some(n) => n.to_json(),
             None if matches!(op, Op::Exists | Op::NExists) => Json::Null,
             None => {
-                sink.push(f.at, field, format!("missing field `pattern` (`{}` compares with it)", op.name()));
+                sink.push(
+                    f.at,
+                    field,
+                    format!("missing field `pattern` (`{}` compares with it)", op.name()),
+                );
                 return None;
             }
         };
@@ -165,7 +216,14 @@ fn criterion(sink: &mut Sink<'_>, key: &str, path: Vec<Segment>, at: Pos, node: 
         });
     }
     let Some(condition_node) = condition_node else {
-        sink.push(f.at, field, format!("missing field `condition` (one of {})", Condition::NAMES.join(", ")));
+        sink.push(
+            f.at,
+            field,
+            format!(
+                "missing field `condition` (one of {})",
+                Condition::NAMES.join(", ")
+            ),
+        );
         return None;
     };
     let text = string(sink, condition_node, &f.field("condition"))?;
@@ -182,11 +240,20 @@ fn criterion(sink: &mut Sink<'_>, key: &str, path: Vec<Segment>, at: Pos, node: 
         return None;
     };
     let Some(pattern_node) = pattern_node.filter(|n| n.value != Value::Null) else {
-        sink.push(f.at, field, "missing field `pattern` (the criteria each item is tested with)");
+        sink.push(
+            f.at,
+            field,
+            "missing field `pattern` (the criteria each item is tested with)",
+        );
         return None;
     };
     if !matches!(pattern_node.value, Value::Map(_)) {
-        wrong_type(sink, pattern_node, &f.field("pattern"), "a mapping of criteria over `item.…`");
+        wrong_type(
+            sink,
+            pattern_node,
+            &f.field("pattern"),
+            "a mapping of criteria over `item.…`",
+        );
         return None;
     }
     let children = decode(sink, pattern_node, &f.field("pattern"), "item")?;
@@ -196,7 +263,10 @@ fn criterion(sink: &mut Sink<'_>, key: &str, path: Vec<Segment>, at: Pos, node: 
         op,
         pattern: pattern_node.to_json(),
         prepared: Prepared::Plain,
-        search: Some(Box::new(Search { condition, children })),
+        search: Some(Box::new(Search {
+            condition,
+            children,
+        })),
     })
 }
 

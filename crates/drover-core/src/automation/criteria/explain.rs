@@ -65,7 +65,13 @@ impl Criteria {
     }
 
     /// Appends the checks; returns whether everything passed.
-    fn explain_into(&self, root: &Json, now_ms: i64, group: Option<&str>, out: &mut Vec<Check>) -> bool {
+    fn explain_into(
+        &self,
+        root: &Json,
+        now_ms: i64,
+        group: Option<&str>,
+        out: &mut Vec<Check>,
+    ) -> bool {
         let mut all = true;
         for c in &self.checks {
             let check = c.explain(root, now_ms, group);
@@ -129,10 +135,13 @@ impl Criterion {
         } else {
             match self.apply(value, now_ms) {
                 Ok(b) => (b, String::new()),
-                Err(Mismatch) if matches!(self.prepared, Prepared::Unrendered) => {
-                    (false, " (the pattern is a template, not rendered)".to_string())
-                }
-                Err(Mismatch) if matches!(self.op, Op::TimediffLt | Op::TimediffGt) && value.is_string() => {
+                Err(Mismatch) if matches!(self.prepared, Prepared::Unrendered) => (
+                    false,
+                    " (the pattern is a template, not rendered)".to_string(),
+                ),
+                Err(Mismatch)
+                    if matches!(self.op, Op::TimediffLt | Op::TimediffGt) && value.is_string() =>
+                {
                     (false, " (not a timestamp)".to_string())
                 }
                 Err(Mismatch) => (false, " (the types do not compare)".to_string()),

@@ -8,8 +8,8 @@
 //!
 //! - [`ops`] — the operators and the Python semantics they inherit;
 //! - [`pattern`] — patterns compiled once (regexes, globs, periods);
-//! - [`decode`](self::decode) — reading criteria from a rule file or JSON;
-//! - [`explain`](self::explain) — what `drover rules test` prints.
+//! - `decode` — reading criteria from a rule file or JSON ([`Criteria::from_json`]);
+//! - `explain` — [`Check`]s, what `drover rules test` prints.
 
 mod decode;
 mod explain;
@@ -18,8 +18,8 @@ pub mod pattern;
 
 use serde_json::Value as Json;
 
-pub use explain::Check;
 pub(crate) use decode::decode;
+pub use explain::Check;
 
 use ops::{Mismatch, Op, lower, py_eq, py_in, py_lt, py_truthy, strings};
 use pattern::{Prepared, is_template, parse_timestamp_ms, prepare};
@@ -149,7 +149,10 @@ impl Criteria {
     /// against the payload and datastore before matching.
     pub fn has_templates(&self) -> bool {
         self.checks.iter().any(|c| {
-            is_template(&c.pattern) || c.search.as_ref().is_some_and(|s| s.children.has_templates())
+            is_template(&c.pattern)
+                || c.search
+                    .as_ref()
+                    .is_some_and(|s| s.children.has_templates())
         }) || self
             .groups
             .iter()
@@ -172,7 +175,8 @@ impl Criteria {
                 && is_template(&c.pattern)
             {
                 let rendered = f(text).map_err(|e| format!("{}: {e}", c.key))?;
-                c.prepared = prepare(c.op, &rendered).map_err(|e| format!("{}: {}", c.key, e.reason))?;
+                c.prepared =
+                    prepare(c.op, &rendered).map_err(|e| format!("{}: {}", c.key, e.reason))?;
                 c.pattern = rendered;
             }
             if let Some(search) = &mut c.search {

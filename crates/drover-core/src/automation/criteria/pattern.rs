@@ -57,15 +57,13 @@ pub fn prepare(op: Op, pattern: &Json) -> Result<Prepared, PatternError> {
         ),
     };
     match op {
-        Op::IEquals
-        | Op::IContains
-        | Op::INContains
-        | Op::IStartsWith
-        | Op::IEndsWith => Ok(match text {
-            Some(s) => Prepared::Lower(s.to_lowercase()),
-            // Python raises at run time; keep StackStorm's answer (false).
-            None => Prepared::Plain,
-        }),
+        Op::IEquals | Op::IContains | Op::INContains | Op::IStartsWith | Op::IEndsWith => {
+            Ok(match text {
+                Some(s) => Prepared::Lower(s.to_lowercase()),
+                // Python raises at run time; keep StackStorm's answer (false).
+                None => Prepared::Plain,
+            })
+        }
         Op::Regex => compile(text.ok_or_else(need_text)?, "", "").map(Prepared::Regex),
         Op::IRegex => compile(text.ok_or_else(need_text)?, "(?i)", "").map(Prepared::Regex),
         Op::MatchRegex => {

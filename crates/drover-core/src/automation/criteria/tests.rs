@@ -88,11 +88,21 @@ fn every_operator() {
         ("greaterthan", json!(null), Some(json!(1)), false),
         // matchwildcard: fnmatch over the whole value
         ("matchwildcard", json!("web-*"), Some(json!("web-01")), true),
-        ("matchwildcard", json!("web-?"), Some(json!("web-01")), false),
+        (
+            "matchwildcard",
+            json!("web-?"),
+            Some(json!("web-01")),
+            false,
+        ),
         ("matchwildcard", json!("*"), Some(json!(5)), false),
         ("matchwildcard", json!("*"), missing.clone(), false),
         // matchregex: re.match, anchored at the start, DOTALL
-        ("matchregex", json!("web-\\d+"), Some(json!("web-01 ok")), true),
+        (
+            "matchregex",
+            json!("web-\\d+"),
+            Some(json!("web-01 ok")),
+            true,
+        ),
         ("matchregex", json!("\\d+"), Some(json!("web-01")), false),
         ("matchregex", json!("a.b"), Some(json!("a\nb")), true),
         ("matchregex", json!("a$"), Some(json!("ab")), false),
@@ -106,11 +116,36 @@ fn every_operator() {
         ("iregex", json!("ß"), Some(json!("ẞ")), true),
         ("iregex", json!("zz"), Some(json!("a-web-b")), false),
         // timediff: age of a timestamp against now
-        ("timediff_lt", json!(60), Some(json!("2023-11-14T22:12:50Z")), true),
-        ("td_lt", json!(20), Some(json!("2023-11-14T22:12:50Z")), false),
-        ("timediff_lt", json!("60"), Some(json!("2023-11-14 22:12:50")), true),
-        ("timediff_gt", json!(20), Some(json!("2023-11-14T23:12:50+01:00")), true),
-        ("td_gt", json!(60), Some(json!("2023-11-14T22:12:50Z")), false),
+        (
+            "timediff_lt",
+            json!(60),
+            Some(json!("2023-11-14T22:12:50Z")),
+            true,
+        ),
+        (
+            "td_lt",
+            json!(20),
+            Some(json!("2023-11-14T22:12:50Z")),
+            false,
+        ),
+        (
+            "timediff_lt",
+            json!("60"),
+            Some(json!("2023-11-14 22:12:50")),
+            true,
+        ),
+        (
+            "timediff_gt",
+            json!(20),
+            Some(json!("2023-11-14T23:12:50+01:00")),
+            true,
+        ),
+        (
+            "td_gt",
+            json!(60),
+            Some(json!("2023-11-14T22:12:50Z")),
+            false,
+        ),
         ("timediff_gt", json!(1), Some(json!("not a date")), false),
         ("timediff_gt", json!(1), Some(json!(1_699_999_000)), false),
         ("timediff_gt", json!(1), missing.clone(), false),
@@ -199,7 +234,11 @@ fn search_conditions() {
         ("all", json!(null), false),
     ];
     for (condition, items, want) in cases {
-        assert_eq!(search(condition, items.clone()), want, "{condition} {items}");
+        assert_eq!(
+            search(condition, items.clone()),
+            want,
+            "{condition} {items}"
+        );
     }
 }
 
@@ -282,14 +321,26 @@ fn or_groups_nest() {
         (json!({"env": "prod", "status": "down"}), false),
         (json!({"env": "prod", "status": "down", "page": true}), true),
         (json!({"env": "dev", "status": "down", "team": "a"}), false),
-        (json!({"env": "prod", "load": 95, "host": "web-1", "team": "a"}), true),
-        (json!({"env": "prod", "load": 95, "host": "lb-1", "team": "a"}), false),
-        (json!({"env": "prod", "load": 50, "host": "db-1", "team": "a"}), false),
+        (
+            json!({"env": "prod", "load": 95, "host": "web-1", "team": "a"}),
+            true,
+        ),
+        (
+            json!({"env": "prod", "load": 95, "host": "lb-1", "team": "a"}),
+            false,
+        ),
+        (
+            json!({"env": "prod", "load": 50, "host": "db-1", "team": "a"}),
+            false,
+        ),
     ];
     for (payload, want) in cases {
         assert_eq!(criteria.evaluate(&payload, NOW), want, "{payload}");
         let checks = criteria.explain(&payload, NOW);
-        let top_ok = checks.iter().filter(|c| c.group.is_none()).all(|c| c.passed);
+        let top_ok = checks
+            .iter()
+            .filter(|c| c.group.is_none())
+            .all(|c| c.passed);
         assert_eq!(top_ok, want, "explain agrees for {payload}");
     }
 }
@@ -330,14 +381,20 @@ fn explain_passing_and_failing() {
 
     let checks = criteria.explain(&json!({"status": "up", "x": 1, "n": 2}), NOW);
     assert!(checks.iter().all(|c| c.passed));
-    assert_eq!(checks[1].reason, "trigger.status is \"up\", equals \"up\": yes");
+    assert_eq!(
+        checks[1].reason,
+        "trigger.status is \"up\", equals \"up\": yes"
+    );
     assert_eq!(checks[1].operator, "equals");
     assert_eq!(checks[1].pattern, json!("up"));
 }
 
 #[test]
 fn explain_names_or_groups() {
-    let checks = or_rule().explain(&json!({"env": "prod", "load": 95, "host": "web-1", "page": true}), NOW);
+    let checks = or_rule().explain(
+        &json!({"env": "prod", "load": 95, "host": "web-1", "page": true}),
+        NOW,
+    );
     let rows: Vec<(Option<&str>, &str, bool)> = checks
         .iter()
         .map(|c| (c.group.as_deref(), c.key.as_str(), c.passed))
@@ -357,7 +414,10 @@ fn explain_names_or_groups() {
             (None, "or#2", true),
         ]
     );
-    let summary = checks.iter().find(|c| c.key == "or" && c.group.is_none()).unwrap();
+    let summary = checks
+        .iter()
+        .find(|c| c.key == "or" && c.group.is_none())
+        .unwrap();
     assert_eq!(summary.reason, "or: 1 of 2 alternatives pass: yes");
 }
 
@@ -371,36 +431,77 @@ fn templates_render_and_recompile() {
     .unwrap();
     assert!(criteria.has_templates());
     let payload = json!({"host": "web-1", "n": 2, "s": "plain"});
-    assert!(!criteria.evaluate(&payload, NOW), "unrendered templates match nothing");
+    assert!(
+        !criteria.evaluate(&payload, NOW),
+        "unrendered templates match nothing"
+    );
     let mut seen = Vec::new();
     let rendered = criteria
         .render(&mut |t: &str| {
             seen.push(t.to_string());
-            Ok(if t.contains("allowed") { json!([1, 2]) } else { json!("^web-") })
+            Ok(if t.contains("allowed") {
+                json!([1, 2])
+            } else {
+                json!("^web-")
+            })
         })
         .unwrap();
     assert_eq!(seen.len(), 2);
     assert!(!rendered.has_templates());
     assert!(rendered.evaluate(&payload, NOW));
     let bad = criteria.render(&mut |_| Ok(json!("(")));
-    assert!(bad.unwrap_err().starts_with("trigger.host: invalid regular expression"));
+    assert!(
+        bad.unwrap_err()
+            .starts_with("trigger.host: invalid regular expression")
+    );
     let failed = criteria.render(&mut |_| Err("undefined value".into()));
     assert_eq!(failed.unwrap_err(), "trigger.host: undefined value");
-    assert!(!Criteria::from_json(&json!({"trigger.a": {"type": "eq", "pattern": "x"}})).unwrap().has_templates());
+    assert!(
+        !Criteria::from_json(&json!({"trigger.a": {"type": "eq", "pattern": "x"}}))
+            .unwrap()
+            .has_templates()
+    );
 }
 
 #[test]
 fn json_errors() {
     let cases = [
-        (json!({"host": {"type": "eq", "pattern": 1}}), "criteria.host: criteria keys are paths into the trigger payload and start with `trigger.`; found `host`"),
-        (json!({"trigger.a": {"type": "equal", "pattern": 1}}), "criteria.trigger.a.type: unknown operator `equal`; did you mean `equals`?"),
-        (json!({"trigger.a": {"type": "eq"}}), "criteria.trigger.a: missing field `pattern` (`equals` compares with it)"),
-        (json!({"trigger.a": {"type": "search", "condition": "some", "pattern": {}}}), "criteria.trigger.a.condition: unknown search condition `some`; expected one of any, all, all2any, any2any"),
-        (json!({"trigger.a": {"type": "search", "condition": "any", "pattern": {"trigger.x": {"type": "exists"}}}}), "criteria.trigger.a.pattern.trigger.x: criteria keys are paths into the list item and start with `item.`; found `trigger.x`"),
-        (json!({"trigger.a": {"type": "eq", "pattern": 1, "condition": "any"}}), "criteria.trigger.a.condition: `condition` only applies to `type: search`"),
-        (json!({"trigger.a": {"type": "td_lt", "pattern": "soon"}}), "criteria.trigger.a.pattern: `timediff_lt` needs a number of seconds, found the string \"soon\""),
-        (json!({"or": []}), "criteria.or: an `or` group needs at least one set of criteria"),
-        (json!({"trigger.a": {"type": "regex", "pattern": "x["}}), "criteria.trigger.a.pattern: invalid regular expression: unclosed character class"),
+        (
+            json!({"host": {"type": "eq", "pattern": 1}}),
+            "criteria.host: criteria keys are paths into the trigger payload and start with `trigger.`; found `host`",
+        ),
+        (
+            json!({"trigger.a": {"type": "equal", "pattern": 1}}),
+            "criteria.trigger.a.type: unknown operator `equal`; did you mean `equals`?",
+        ),
+        (
+            json!({"trigger.a": {"type": "eq"}}),
+            "criteria.trigger.a: missing field `pattern` (`equals` compares with it)",
+        ),
+        (
+            json!({"trigger.a": {"type": "search", "condition": "some", "pattern": {}}}),
+            "criteria.trigger.a.condition: unknown search condition `some`; expected one of any, all, all2any, any2any",
+        ),
+        (
+            json!({"trigger.a": {"type": "search", "condition": "any", "pattern": {"trigger.x": {"type": "exists"}}}}),
+            "criteria.trigger.a.pattern.trigger.x: criteria keys are paths into the list item and start with `item.`; found `trigger.x`",
+        ),
+        (
+            json!({"trigger.a": {"type": "eq", "pattern": 1, "condition": "any"}}),
+            "criteria.trigger.a.condition: `condition` only applies to `type: search`",
+        ),
+        (
+            json!({"trigger.a": {"type": "td_lt", "pattern": "soon"}}),
+            "criteria.trigger.a.pattern: `timediff_lt` needs a number of seconds, found the string \"soon\"",
+        ),
+        (
+            json!({"or": []}),
+            "criteria.or: an `or` group needs at least one set of criteria",
+        ),
+        (
+            json!({"trigger.a": {"type": "regex", "pattern": "x["}}),
+            "criteria.trigger.a.pattern: invalid regular expression: unclosed character class",
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(Criteria::from_json(&input).unwrap_err(), want, "{input}");

@@ -704,6 +704,9 @@ mod tests {
             ("{{ 90061 | to_human_time_from_seconds }}", "1d1h1m1s"),
             ("{{ 86400 | to_human_time_from_seconds }}", "1d0h0m0s"),
             ("{{ 31536001 | to_human_time_from_seconds }}", "1y0d0h0m1s"),
+            // StackStorm counts days within the month of 0001-01-01 + t: 40 days is
+            // February 10th, so "9d" (months are dropped). Mirrored on purpose.
+            ("{{ 3456000 | to_human_time_from_seconds }}", "9d0h0m0s"),
             ("{{ 1.5 | to_human_time_from_seconds }}", "2s"),
             ("{{ 2.5 | to_human_time_from_seconds }}", "2s"),
             // version.py

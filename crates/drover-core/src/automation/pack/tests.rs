@@ -135,3 +135,24 @@ fn missing_pack_yaml() {
         "p/pack.yaml:1:1: a pack needs a pack.yaml"
     );
 }
+
+#[test]
+fn yaml_syntax_errors_are_located_per_file() {
+    let mut files = good();
+    files[1].text = "name: restart\nrunner_type: [local\n".into();
+    files[6].text = "name: retry\nresource_ref: ops.nope\npolicy_type: action.retry\nparameters: {retry_on: timeout}\n".into();
+    let e: Vec<String> = decode_pack("packs/ops", &files)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_eq!(
+        e[0],
+        "packs/ops/actions/restart.yaml:2:14: invalid YAML: unclosed bracket '['"
+    );
+    assert_eq!(
+        e[1],
+        "packs/ops/policies/retry.yaml:2:15: resource_ref: `ops.nope` is not an action of pack `ops`"
+    );
+}

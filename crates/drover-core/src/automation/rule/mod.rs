@@ -136,7 +136,11 @@ pub fn decode_rule(file: &str, text: &str, pack: &str) -> Result<Rule, Vec<Model
             return Err(errors);
         }
         _ => {
-            sink.push(docs[1].pos, "", "a rule file holds one document; found more");
+            sink.push(
+                docs[1].pos,
+                "",
+                "a rule file holds one document; found more",
+            );
             return Err(errors);
         }
     };
@@ -231,7 +235,10 @@ fn read_rule(sink: &mut Sink<'_>, node: &Node, pack: &str) -> Option<Rule> {
             let window = t
                 .require(sink, "window")
                 .and_then(|n| duration(sink, n, "throttle.window"));
-            Some(key.zip(window).map(|(key, window)| Throttle { key, window }))
+            Some(
+                key.zip(window)
+                    .map(|(key, window)| Throttle { key, window }),
+            )
         }
         None => Some(None).filter(|_| f.get("throttle").is_none()),
     };
@@ -269,10 +276,12 @@ fn read_trigger(sink: &mut Sink<'_>, f: &Fields<'_>) -> Option<Trigger> {
     let Some(kind) = canonical_trigger(written) else {
         let hint = crate::model::error::did_you_mean(
             written,
-            trigger::ALIASES
-                .iter()
-                .map(|(a, _)| *a)
-                .chain(["webhook", "timer.interval", "timer.cron", "timer.date"]),
+            trigger::ALIASES.iter().map(|(a, _)| *a).chain([
+                "webhook",
+                "timer.interval",
+                "timer.cron",
+                "timer.date",
+            ]),
         );
         sink.push(
             type_node.pos,
@@ -284,9 +293,7 @@ fn read_trigger(sink: &mut Sink<'_>, f: &Fields<'_>) -> Option<Trigger> {
         );
         return None;
     };
-    let at = t
-        .entry("parameters")
-        .map_or(type_node.pos, |(k, _)| k.pos);
+    let at = t.entry("parameters").map_or(type_node.pos, |(k, _)| k.pos);
     let parameters = trigger::parameters(
         sink,
         &kind,

@@ -27,7 +27,10 @@ impl RuleSet {
             }
             match rule.trigger.kind.strip_suffix(".*") {
                 Some(namespace) => wildcards.push((namespace.to_string(), i)),
-                None => by_type.entry(rule.trigger.kind.clone()).or_default().push(i),
+                None => by_type
+                    .entry(rule.trigger.kind.clone())
+                    .or_default()
+                    .push(i),
             }
         }
         RuleSet {

@@ -43,7 +43,10 @@ max_rate:
 fn decodes_a_full_rule() {
     let rule = decode_rule("rules/notify_down.yaml", GOOD, "ops").unwrap();
     assert_eq!(rule.reference(), "ops.notify_down");
-    assert_eq!(rule.description.as_deref(), Some("Page when a host goes down."));
+    assert_eq!(
+        rule.description.as_deref(),
+        Some("Page when a host goes down.")
+    );
     assert!(rule.enabled);
     assert_eq!(rule.trigger.kind, "webhook");
     assert_eq!(rule.trigger.written, "core.st2.webhook");
@@ -105,20 +108,21 @@ fn decode_errors_are_located() {
             format!("{HEAD}trigger:\n  type: host.down\nenabeld: true\n"),
             "r.yaml:6:1: enabeld: unknown field `enabeld`; did you mean `enabled`?",
         ),
-        (
-            HEAD.to_string(),
-            "r.yaml:1:1: missing field `trigger`",
-        ),
+        (HEAD.to_string(), "r.yaml:1:1: missing field `trigger`"),
         (
             format!("{HEAD}pack: other\ntrigger:\n  type: host.down\n"),
             "r.yaml:4:7: pack: this rule is in pack `ops`, but says `pack: other`",
         ),
         (
-            format!("{HEAD}trigger:\n  type: host.down\ncriteria:\n  trigger.a:\n    type: equal\n    pattern: 1\n"),
+            format!(
+                "{HEAD}trigger:\n  type: host.down\ncriteria:\n  trigger.a:\n    type: equal\n    pattern: 1\n"
+            ),
             "r.yaml:8:11: criteria.trigger.a.type: unknown operator `equal`; did you mean `equals`?",
         ),
         (
-            format!("{HEAD}trigger:\n  type: host.down\ncriteria:\n  trigger.a:\n    type: regex\n    pattern: \"ab(c\"\n"),
+            format!(
+                "{HEAD}trigger:\n  type: host.down\ncriteria:\n  trigger.a:\n    type: regex\n    pattern: \"ab(c\"\n"
+            ),
             "r.yaml:9:17: criteria.trigger.a.pattern: invalid regular expression: unclosed group",
         ),
         (
@@ -126,7 +130,9 @@ fn decode_errors_are_located() {
             "r.yaml:7:3: criteria.a.b: criteria keys are paths into the trigger payload and start with `trigger.`; found `a.b`",
         ),
         (
-            format!("{HEAD}trigger:\n  type: host.down\ncriteria:\n  or:\n    - trigger.a:\n        type: eq\n        pattern: [\n"),
+            format!(
+                "{HEAD}trigger:\n  type: host.down\ncriteria:\n  or:\n    - trigger.a:\n        type: eq\n        pattern: [\n"
+            ),
             "r.yaml:10:18: invalid YAML: unclosed bracket '['",
         ),
         (
@@ -138,19 +144,27 @@ fn decode_errors_are_located() {
             "r.yaml:7:12: trigger.parameters.url: a webhook url is a name of letters, digits and `_.-/`",
         ),
         (
-            format!("{HEAD}trigger:\n  type: core.st2.IntervalTimer\n  parameters:\n    unit: minute\n    delta: 0\n"),
+            format!(
+                "{HEAD}trigger:\n  type: core.st2.IntervalTimer\n  parameters:\n    unit: minute\n    delta: 0\n"
+            ),
             "r.yaml:7:11: trigger.parameters.unit: unknown value `minute`; expected one of weeks, days, hours, minutes, seconds; did you mean `minutes`?",
         ),
         (
-            format!("{HEAD}trigger:\n  type: core.st2.IntervalTimer\n  parameters:\n    unit: minutes\n    delta: 0\n"),
+            format!(
+                "{HEAD}trigger:\n  type: core.st2.IntervalTimer\n  parameters:\n    unit: minutes\n    delta: 0\n"
+            ),
             "r.yaml:8:12: trigger.parameters.delta: must be between 1 and 9223372036854775807, found 0",
         ),
         (
-            format!("{HEAD}trigger:\n  type: core.st2.CronTimer\n  parameters:\n    hour: 25\n    minute: \"*/5\"\n    secnd: 1\n"),
+            format!(
+                "{HEAD}trigger:\n  type: core.st2.CronTimer\n  parameters:\n    hour: 25\n    minute: \"*/5\"\n    secnd: 1\n"
+            ),
             "r.yaml:7:11: trigger.parameters.hour: must be between 0 and 23, found 25",
         ),
         (
-            format!("{HEAD}trigger:\n  type: core.st2.DateTimer\n  parameters:\n    date: 2024-13-01\n"),
+            format!(
+                "{HEAD}trigger:\n  type: core.st2.DateTimer\n  parameters:\n    date: 2024-13-01\n"
+            ),
             "r.yaml:7:11: trigger.parameters.date: expected a date as `YYYY-MM-DD HH:MM:SS` or RFC 3339, found `2024-13-01`",
         ),
         (
@@ -158,7 +172,9 @@ fn decode_errors_are_located() {
             "r.yaml:5:9: trigger.type: unknown trigger type `core.st2.Webhook`; did you mean `core.st2.webhook`?; expected webhook, timer.interval, timer.cron, timer.date, NAMESPACE.EVENT or NAMESPACE.* with NAMESPACE one of host, instance, execution, kv, provider, generator, model, rollout, controller, action, pack, rule, or a StackStorm alias (core.st2.webhook, core.st2.IntervalTimer, core.st2.CronTimer, core.st2.DateTimer, core.st2.generic.actiontrigger)",
         ),
         (
-            format!("{HEAD}trigger:\n  type: host.down\nthrottle:\n  key: \"{{{{ trigger.host \"\n"),
+            format!(
+                "{HEAD}trigger:\n  type: host.down\nthrottle:\n  key: \"{{{{ trigger.host \"\n"
+            ),
             "r.yaml:7:8: throttle.key: bad template",
         ),
         (
@@ -229,7 +245,10 @@ fn rule_set_backstops_and_wildcards() {
         names("host.down", json!({"status": "down", "host": "web-1"})),
         ["down", "web", "any_host"]
     );
-    assert_eq!(names("host.down", json!({"status": "down", "host": "db-1"})), ["down"]);
+    assert_eq!(
+        names("host.down", json!({"status": "down", "host": "db-1"})),
+        ["down"]
+    );
     assert_eq!(
         names("host.down", json!({"status": "flapping", "host": "db-1"})),
         ["fallback"],

@@ -74,7 +74,11 @@ pub(crate) fn accepted_forms() -> String {
         "webhook, timer.interval, timer.cron, timer.date, NAMESPACE.EVENT or NAMESPACE.* \
          with NAMESPACE one of {}, or a StackStorm alias ({})",
         NAMESPACES.join(", "),
-        ALIASES.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
+        ALIASES
+            .iter()
+            .map(|(a, _)| *a)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
