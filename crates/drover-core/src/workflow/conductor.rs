@@ -23,7 +23,6 @@ use serde_json::{Map, Value as Json, json};
 
 use super::expr::{self, ExprError, Scope};
 use super::spec::{Join, TaskSpec, WorkflowSpec};
-use crate::automation::jinja;
 
 /// A workflow's status (Orquesta's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,18 +302,22 @@ pub fn start(
     if !unknown.is_empty() {
         return Err(WorkflowError::UnknownInput(unknown));
     }
-    let env = jinja::environment();
+    let env = expr::environment();
     let mut ctx = Map::new();
     let statuses = BTreeMap::new();
     let mut input = input;
     for (section, params) in [("input", &spec.input), ("vars", &spec.vars)] {
         for p in params {
-            let given = if section == "input" { input.remove(&p.name) } else { None };
+            let given = if section == "input" {
+                input.remove(&p.name)
+            } else {
+                None
+            };
             let value = match (given, &p.default) {
                 (Some(v), _) => v,
                 (None, Some(default)) => {
                     let scope = plain_scope(&ctx, &statuses);
-                    expr::render(&env, default, &scope).map_err(|error| {
+                    expr::render(env, default, &scope).map_err(|error| {
                         WorkflowError::Expression {
                             field: format!("{section}.{}", p.name),
                             error,
@@ -419,7 +422,10 @@ pub fn pause(state: &mut WorkflowState) {
 
 /// Resumes a paused workflow: hands out the work decided while paused.
 pub fn resume(spec: &WorkflowSpec, state: &mut WorkflowState) -> Vec<Directive> {
-    if !matches!(state.status, WorkflowStatus::Pausing | WorkflowStatus::Paused) {
+    if !matches!(
+        state.status,
+        WorkflowStatus::Pausing | WorkflowStatus::Paused
+    ) {
         return Vec::new();
     }
     state.status = WorkflowStatus::Running;
@@ -478,7 +484,10 @@ fn running_slots(state: &WorkflowState) -> usize {
         .count()
 }
 
-fn plain_scope<'a>(ctx: &'a Map<String, Json>, statuses: &'a BTreeMap<String, String>) -> Scope<'a> {
+fn plain_scope<'a>(
+    ctx: &'a Map<String, Json>,
+    statuses: &'a BTreeMap<String, String>,
+) -> Scope<'a> {
     Scope {
         ctx,
         result: None,
@@ -547,13 +556,13 @@ fn settle(state: &mut WorkflowState, spec: Option<&WorkflowSpec>) -> Vec<Directi
 }
 
 fn render_output(spec: &WorkflowSpec, state: &WorkflowState) -> Result<Json, ExprError> {
-    let env = jinja::environment();
+    let env = expr::environment();
     let statuses = latest_statuses(state);
     let mut ctx = state.context.clone();
     ctx.extend(state.terminal.clone());
     let mut output = Map::new();
     for (name, value) in &spec.output {
-        let v = expr::render(&env, value, &plain_scope(&ctx, &statuses))?;
+        let v = expr::render(env, value, &plain_scope(&ctx, &statuses))?;
         ctx.insert(name.clone(), v.clone());
         output.insert(name.clone(), v);
     }
@@ -573,7 +582,7 @@ fn latest_statuses(state: &WorkflowState) -> BTreeMap<String, String> {
 struct Run<'a> {
     spec: &'a WorkflowSpec,
     state: &'a mut WorkflowState,
-    env: Environment<'static>,
+    env: &'static Environment<'static>,
     out: Vec<Directive>,
     done: VecDeque<usize>,
 }
@@ -583,7 +592,7 @@ impl<'a> Run<'a> {
         Run {
             spec,
             state,
-            env: jinja::environment(),
+            env: expr::environment(),
             out: Vec::new(),
             done: VecDeque::new(),
         }
@@ -611,7 +620,10 @@ impl<'a> Run<'a> {
     }
 
     fn fail_expr(&mut self, task: &str, field: &str, e: ExprError) {
-        let message = format!("{field}: unable to evaluate `{}`: {}", e.expression, e.reason);
+        let message = format!(
+            "{field}: unable to evaluate `{}`: {}",
+            e.expression, e.reason
+        );
         self.fail(Some(task), message, Some(&e.expression.clone()));
     }
 
@@ -708,7 +720,7 @@ impl<'a> Run<'a> {
         let scope = plain_scope(ctx, &statuses);
         let f = |field: &str| format!("tasks.{}.{field}", task.name);
         let action = match &task.action {
-            Some(a) => match expr::evaluate(&self.env, a, &scope).map_err(|e| (f("action"), e))? {
+            Some(a) => match expr::evaluate(self.env, a, &scope).map_err(|e| (f("action"), e))? {
                 Json::String(s) => s,
                 other => {
                     return Err((
@@ -723,7 +735,7 @@ impl<'a> Run<'a> {
             None => String::new(),
         };
         let delay_ms = match &task.delay {
-            Some(d) => seconds_ms(&self.env, d, &scope).map_err(|e| (f("delay"), e))?,
+            Some(d) => seconds_ms(self.env, d, &scope).map_err(|e| (f("delay"), e))?,
             None => 0,
         };
         let waiting = |input: Json| Slot {
@@ -732,10 +744,10 @@ impl<'a> Run<'a> {
             result: Json::Null,
         };
         let Some(with) = &task.with else {
-            let input = expr::render(&self.env, &task.input, &scope).map_err(|e| (f("input"), e))?;
+            let input = expr::render(self.env, &task.input, &scope).map_err(|e| (f("input"), e))?;
             return Ok((action, false, vec![waiting(input)], None, delay_ms));
         };
-        let items = match expr::evaluate(&self.env, &with.items, &scope)
+        let items = match expr::evaluate(self.env, &with.items, &scope)
             .map_err(|e| (f("with.items"), e))?
         {
             Json::Array(items) => items,
@@ -750,20 +762,22 @@ impl<'a> Run<'a> {
             }
         };
         let concurrency = match &with.concurrency {
-            Some(c) => match expr::render(&self.env, c, &scope).map_err(|e| (f("with.concurrency"), e))? {
-                Json::Number(n) if n.as_u64().is_some() => n.as_u64().map(|n| n as usize),
-                Json::String(s) if s.parse::<usize>().is_ok() => s.parse().ok(),
-                Json::Null => None,
-                other => {
-                    return Err((
-                        f("with.concurrency"),
-                        ExprError {
-                            expression: c.to_string(),
-                            reason: format!("expected a count, found {other}"),
-                        },
-                    ));
+            Some(c) => {
+                match expr::render(self.env, c, &scope).map_err(|e| (f("with.concurrency"), e))? {
+                    Json::Number(n) if n.as_u64().is_some() => n.as_u64().map(|n| n as usize),
+                    Json::String(s) if s.parse::<usize>().is_ok() => s.parse().ok(),
+                    Json::Null => None,
+                    other => {
+                        return Err((
+                            f("with.concurrency"),
+                            ExprError {
+                                expression: c.to_string(),
+                                reason: format!("expected a count, found {other}"),
+                            },
+                        ));
+                    }
                 }
-            },
+            }
             None => None,
         };
         let mut slots = Vec::with_capacity(items.len());
@@ -772,7 +786,7 @@ impl<'a> Run<'a> {
                 item: Some((item, &with.vars)),
                 ..scope
             };
-            let input = expr::render(&self.env, &task.input, &scope).map_err(|e| (f("input"), e))?;
+            let input = expr::render(self.env, &task.input, &scope).map_err(|e| (f("input"), e))?;
             slots.push(waiting(input));
         }
         Ok((action, true, slots, concurrency, delay_ms))
@@ -841,7 +855,7 @@ impl<'a> Run<'a> {
         for (i, t) in task.next.iter().enumerate() {
             let field = format!("next[{i}]");
             if let Some(when) = &t.when {
-                match expr::holds(&self.env, when, &scope) {
+                match expr::holds(self.env, when, &scope) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(e) => {
@@ -858,7 +872,7 @@ impl<'a> Run<'a> {
                     ctx: &out_ctx,
                     ..scope
                 };
-                match expr::render(&self.env, value, &s) {
+                match expr::render(self.env, value, &s) {
                     Ok(v) => {
                         out_ctx.insert(var.clone(), v);
                     }
@@ -925,21 +939,22 @@ impl<'a> Run<'a> {
             return Ok(None);
         };
         let f = |field: &str| format!("tasks.{}.retry.{field}", task.name);
-        let count = match expr::render(&self.env, &retry.count, scope).map_err(|e| (f("count"), e))? {
-            Json::Number(n) => n.as_u64().unwrap_or(0),
-            Json::String(s) => s.trim().parse().unwrap_or(0),
-            _ => 0,
-        };
+        let count =
+            match expr::render(self.env, &retry.count, scope).map_err(|e| (f("count"), e))? {
+                Json::Number(n) => n.as_u64().unwrap_or(0),
+                Json::String(s) => s.trim().parse().unwrap_or(0),
+                _ => 0,
+            };
         if u64::from(self.state.tasks[idx].attempt) >= count {
             return Ok(None);
         }
         if let Some(when) = &retry.when
-            && !expr::holds(&self.env, when, scope).map_err(|e| (f("when"), e))?
+            && !expr::holds(self.env, when, scope).map_err(|e| (f("when"), e))?
         {
             return Ok(None);
         }
         let delay = match &retry.delay {
-            Some(d) => seconds_ms(&self.env, d, scope).map_err(|e| (f("delay"), e))?,
+            Some(d) => seconds_ms(self.env, d, scope).map_err(|e| (f("delay"), e))?,
             None => 0,
         };
         Ok(Some(delay))

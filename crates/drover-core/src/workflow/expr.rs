@@ -7,12 +7,20 @@
 //! `item(name)`. Undefined names are errors that quote the expression.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
 use serde_json::{Map, Value as Json};
 
 use crate::automation::jinja;
+
+/// The shared Jinja environment (built once: building one costs more than most
+/// evaluations).
+pub fn environment() -> &'static Environment<'static> {
+    static ENV: LazyLock<Environment<'static>> = LazyLock::new(jinja::environment);
+    &ENV
+}
 
 /// What an expression sees.
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +133,11 @@ impl Scope<'_> {
 
 /// Evaluates `template`: a sole `{{ expr }}` yields its native value, anything else
 /// renders to text.
-pub fn evaluate(env: &Environment<'_>, template: &str, scope: &Scope<'_>) -> Result<Json, ExprError> {
+pub fn evaluate(
+    env: &Environment<'_>,
+    template: &str,
+    scope: &Scope<'_>,
+) -> Result<Json, ExprError> {
     if !jinja::is_template(template) {
         return Ok(Json::String(template.to_string()));
     }
@@ -173,7 +185,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn scope_eval(text: &str, ctx: Json, result: Option<&Json>, status: Option<&str>) -> Result<Json, ExprError> {
+    fn scope_eval(
+        text: &str,
+        ctx: Json,
+        result: Option<&Json>,
+        status: Option<&str>,
+    ) -> Result<Json, ExprError> {
         let env = jinja::environment();
         let ctx = ctx.as_object().cloned().unwrap_or_default();
         let mut statuses = BTreeMap::new();
@@ -207,14 +224,25 @@ mod tests {
             ("plain", json!("plain")),
         ];
         for (text, want) in cases {
-            let got = scope_eval(text, json!({"n": 1, "s": "hi"}), Some(&r), Some("succeeded"));
+            let got = scope_eval(
+                text,
+                json!({"n": 1, "s": "hi"}),
+                Some(&r),
+                Some("succeeded"),
+            );
             assert_eq!(got.as_ref().ok(), Some(want), "{text}: {got:?}");
         }
     }
 
     #[test]
     fn undefined_is_an_error_quoting_the_expression() {
-        for text in ["{{ ctx('missing') }}", "{{ ctx().missing }}", "{{ nope }}", "{{ result() }}", "{{ item('y') }}"] {
+        for text in [
+            "{{ ctx('missing') }}",
+            "{{ ctx().missing }}",
+            "{{ nope }}",
+            "{{ result() }}",
+            "{{ item('y') }}",
+        ] {
             let e = scope_eval(text, json!({}), None, None).unwrap_err();
             assert_eq!(e.expression, text);
         }

@@ -137,7 +137,9 @@ impl WorkflowSpec {
     pub fn inbound(&self, name: &str) -> Vec<&str> {
         self.tasks
             .iter()
-            .filter(|t| t.name != name && t.next.iter().any(|n| n.targets.iter().any(|d| d == name)))
+            .filter(|t| {
+                t.name != name && t.next.iter().any(|n| n.targets.iter().any(|d| d == name))
+            })
             .map(|t| t.name.as_str())
             .collect()
     }
@@ -243,7 +245,11 @@ fn decode_top(sink: &mut Sink<'_>, doc: &Node, start: Pos) -> Option<WorkflowSpe
 /// `input`/`vars`: a list of names or of one-entry `{name: default}` mappings.
 fn params(sink: &mut Sink<'_>, node: &Node, field: &str) -> Vec<Param> {
     let mut out = Vec::new();
-    for (i, item) in list(sink, node, field).unwrap_or_default().iter().enumerate() {
+    for (i, item) in list(sink, node, field)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let path = format!("{field}[{i}]");
         match &item.value {
             Value::Str(name) => out.push(Param {
@@ -311,7 +317,11 @@ fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec>
     };
     let mut next = Vec::new();
     if let Some(n) = fields.get("next") {
-        for (i, item) in list(sink, n, &fields.field("next")).unwrap_or_default().iter().enumerate() {
+        for (i, item) in list(sink, n, &fields.field("next"))
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             if let Some(t) = decode_transition(sink, item, &format!("{path}.next[{i}]")) {
                 next.push(t);
             }
@@ -328,7 +338,9 @@ fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec>
             }
         }
     });
-    let with = fields.get("with").and_then(|n| decode_with(sink, n, &fields.field("with")));
+    let with = fields
+        .get("with")
+        .and_then(|n| decode_with(sink, n, &fields.field("with")));
     let retry = fields.sub(sink, "retry", RETRY_KEYS).map(|r| Retry {
         when: r
             .get("when")
@@ -374,7 +386,12 @@ fn decode_transition(sink: &mut Sink<'_>, node: &Node, path: &str) -> Option<Tra
                 .flat_map(|(_, s, _)| split_targets(s))
                 .collect(),
             _ => {
-                wrong_type(sink, n, &fields.field("do"), "a task name or a list of them");
+                wrong_type(
+                    sink,
+                    n,
+                    &fields.field("do"),
+                    "a task name or a list of them",
+                );
                 Vec::new()
             }
         },
@@ -408,7 +425,11 @@ fn decode_with(sink: &mut Sink<'_>, node: &Node, path: &str) -> Option<WithItems
     let text = string(sink, items_node, &field)?;
     let (vars, items) = split_items(text);
     if items.is_empty() {
-        sink.push(items_node.pos, &field, "expected an expression yielding the items");
+        sink.push(
+            items_node.pos,
+            &field,
+            "expected an expression yielding the items",
+        );
         return None;
     }
     Some(WithItems {
@@ -424,9 +445,8 @@ pub fn split_items(text: &str) -> (Vec<String>, String) {
     if let Some(at) = text.find(" in ") {
         let head = &text[..at];
         let names: Vec<&str> = head.split(',').map(str::trim).collect();
-        let is_name = |n: &&str| {
-            !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_')
-        };
+        let is_name =
+            |n: &&str| !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_');
         if !head.contains("{{") && names.iter().all(is_name) {
             let expr = text[at + 4..].trim().to_string();
             return (names.into_iter().map(str::to_string).collect(), expr);
@@ -465,7 +485,9 @@ fn check_expressions(sink: &mut Sink<'_>, node: &Node, path: &str) {
 
 fn check_string(sink: &mut Sink<'_>, pos: Pos, path: &str, text: &str) {
     if let Some(start) = text.find("<%") {
-        let end = text[start..].find("%>").map_or(text.len(), |e| start + e + 2);
+        let end = text[start..]
+            .find("%>")
+            .map_or(text.len(), |e| start + e + 2);
         sink.push(
             pos,
             path,
@@ -481,7 +503,7 @@ fn check_string(sink: &mut Sink<'_>, pos: Pos, path: &str, text: &str) {
     }
     // `x in {{ e }}` (with items) is checked on its expression part.
     let (_, text) = split_items(text);
-    let env = jinja::environment();
+    let env = super::expr::environment();
     let compiled = match jinja::sole_expression(&text) {
         Some(expr) => env.compile_expression(expr).map(|_| ()),
         None => env.template_from_str(&text).map(|_| ()),
@@ -549,7 +571,9 @@ fn check_graph(sink: &mut Sink<'_>, doc: &Node, spec: &WorkflowSpec) {
         if let Some(Join::Count(n)) = task.join {
             let inbound = spec.inbound(&task.name).len();
             if (n as usize) > inbound {
-                let pos = node.and_then(|nd| field_node(nd, "join")).map_or(here, |n| n.pos);
+                let pos = node
+                    .and_then(|nd| field_node(nd, "join"))
+                    .map_or(here, |n| n.pos);
                 sink.push(
                     pos,
                     &format!("tasks.{}.join", task.name),

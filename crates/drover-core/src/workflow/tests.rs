@@ -168,7 +168,10 @@ fn sequential_chain_publishes_and_outputs() {
     assert_eq!(sim.status(), None);
     sim.ok("c@0.0", json!({}));
     assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
-    assert_eq!(sim.output(), json!({"n": 42, "last": "out", "both": "42/out"}));
+    assert_eq!(
+        sim.output(),
+        json!({"n": 42, "last": "out", "both": "42/out"})
+    );
     assert_eq!(
         sim.spec.actions(),
         vec!["core.echo".to_string(), "core.local".to_string()]
@@ -268,7 +271,10 @@ fn join_n_fires_once_after_n_branches() {
     sim.ok("merge@0.0", json!(null));
     assert_eq!(sim.keys(), Vec::<String>::new());
     assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
-    assert_eq!(sim.state.tasks.iter().filter(|t| t.name == "merge").count(), 1);
+    assert_eq!(
+        sim.state.tasks.iter().filter(|t| t.name == "merge").count(),
+        1
+    );
 }
 
 const ITEMS: &str = r#"
@@ -292,11 +298,23 @@ output:
 #[test]
 fn with_items_keeps_the_window_and_orders_results() {
     let hosts = json!(["h0", "h1", "h2", "h3", "h4"]);
-    let mut sim = Sim::start(&ITEMS.replace("item(host)", "item('host')"), json!({"hosts": hosts}));
+    let mut sim = Sim::start(
+        &ITEMS.replace("item(host)", "item('host')"),
+        json!({"hosts": hosts}),
+    );
     assert_eq!(sim.keys(), ["each@0#0.0", "each@0#1.0"]);
-    assert_eq!(sim.input_of("each@0#1.0"), json!({"host": "h1", "also": "h1"}));
+    assert_eq!(
+        sim.input_of("each@0#1.0"),
+        json!({"host": "h1", "also": "h1"})
+    );
     // End them out of order; never more than two in flight.
-    let order = ["each@0#1.0", "each@0#0.0", "each@0#3.0", "each@0#2.0", "each@0#4.0"];
+    let order = [
+        "each@0#1.0",
+        "each@0#0.0",
+        "each@0#3.0",
+        "each@0#2.0",
+        "each@0#4.0",
+    ];
     for key in order {
         let item: usize = key[7..8].parse().unwrap();
         sim.ok(key, json!(format!("r{item}")));
@@ -401,7 +419,9 @@ tasks:
     }
     // `fail` on success fails the workflow.
     let mut sim = Sim::start(
-        &text.replace("{{ failed() }}", "{{ succeeded() }}").replace("CMD", "fail"),
+        &text
+            .replace("{{ failed() }}", "{{ succeeded() }}")
+            .replace("CMD", "fail"),
         json!({}),
     );
     sim.ok("t@0.0", json!(null));
@@ -468,7 +488,10 @@ tasks:
     let e = &sim.state.errors[0];
     assert_eq!(e["task_id"], json!("c"));
     assert_eq!(e["expression"], json!("{{ ctx().y }}"));
-    assert!(e["message"].as_str().unwrap().contains("tasks.c.input"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("tasks.c.input"),
+        "{e}"
+    );
     sim.ok("b@0.0", json!(null));
     assert_eq!(sim.status(), Some(WorkflowStatus::Failed));
 }
@@ -492,13 +515,19 @@ tasks:
     let e = &sim.errors()[0];
     assert_eq!(e["task_id"], json!("a"));
     assert_eq!(e["expression"], json!("{{ result().missing.deeper }}"));
-    assert!(e["message"].as_str().unwrap().starts_with("next[0].when"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("next[0].when"),
+        "{e}"
+    );
 }
 
 #[test]
 fn input_is_checked_and_defaults_evaluated() {
     let s = spec(CHAIN);
-    let bad = json!({"who": "x", "whom": "y"}).as_object().cloned().unwrap();
+    let bad = json!({"who": "x", "whom": "y"})
+        .as_object()
+        .cloned()
+        .unwrap();
     assert_eq!(
         conductor::start(&s, bad).unwrap_err(),
         conductor::WorkflowError::UnknownInput(vec!["whom".into()])
@@ -654,7 +683,9 @@ fn decode_errors_are_located() {
     let cases: &[(&str, &[&str])] = &[
         (
             "version: 1.0\ntasks:\n  restart:\n    action: core.local\n    next:\n      - when: <% succeeded() %>\n        do: done\n  done:\n    action: core.noop\n",
-            &["6:15: tasks.restart.next[0].when: YAQL expressions are not supported yet; use Jinja {{ }}: `<% succeeded() %>`"],
+            &[
+                "6:15: tasks.restart.next[0].when: YAQL expressions are not supported yet; use Jinja {{ }}: `<% succeeded() %>`",
+            ],
         ),
         (
             "version: 1.0\ntasks:\n  a:\n    action: core.local\n    inptu: {}\n",
@@ -678,11 +709,16 @@ fn decode_errors_are_located() {
         ),
         (
             "version: 2.0\nbogus: 1\ntasks:\n  a:\n    action: x.y\n",
-            &["1:10: version: expected version `1.0`", "2:1: bogus: unknown field `bogus`"],
+            &[
+                "1:10: version: expected version `1.0`",
+                "2:1: bogus: unknown field `bogus`",
+            ],
         ),
         (
             "version: 1.0\ntasks:\n  a:\n    action: x.y\n    with:\n      items: x in <% $.xs %>\n",
-            &["6:14: tasks.a.with.items: YAQL expressions are not supported yet; use Jinja {{ }}: `<% $.xs %>`"],
+            &[
+                "6:14: tasks.a.with.items: YAQL expressions are not supported yet; use Jinja {{ }}: `<% $.xs %>`",
+            ],
         ),
         (
             "version: 1.0\ntasks:\n  a:\n    action: x.y\n    join: some\n",
