@@ -782,8 +782,9 @@ impl<'a> Run<'a> {
         };
         let mut slots = Vec::with_capacity(items.len());
         for item in &items {
+            let item = bind_item(&with.vars, item);
             let scope = Scope {
-                item: Some((item, &with.vars)),
+                item: Some(&item),
                 ..scope
             };
             let input = expr::render(self.env, &task.input, &scope).map_err(|e| (f("input"), e))?;
@@ -825,7 +826,7 @@ impl<'a> Run<'a> {
             item: None,
         };
 
-        if matches!(status, TaskStatus::Failed | TaskStatus::Timeout) && self.may_start() {
+        if status != TaskStatus::Canceled && self.may_start() {
             match self.should_retry(task, idx, &scope) {
                 Ok(Some(delay_ms)) => {
                     self.restart(idx, delay_ms);
@@ -948,9 +949,13 @@ impl<'a> Run<'a> {
         if u64::from(self.state.tasks[idx].attempt) >= count {
             return Ok(None);
         }
-        if let Some(when) = &retry.when
-            && !expr::holds(self.env, when, scope).map_err(|e| (f("when"), e))?
-        {
+        // Without `when`, a failure is retried; with it, whatever it says (so a task
+        // can be polled until its result is right).
+        let again = match &retry.when {
+            Some(when) => expr::holds(self.env, when, scope).map_err(|e| (f("when"), e))?,
+            None => scope.status.is_some_and(|s| s != "succeeded"),
+        };
+        if !again {
             return Ok(None);
         }
         let delay = match &retry.delay {
@@ -1011,6 +1016,19 @@ impl<'a> Run<'a> {
             }
             self.schedule(target, merged);
         }
+    }
+}
+
+/// The item as `item()` sees it: with `x, y in …`, a mapping of those names to the
+/// item's elements (or `{x: item}` for one name); the item itself otherwise.
+fn bind_item(vars: &[String], item: &Json) -> Json {
+    match (vars, item) {
+        ([], _) => item.clone(),
+        (_, Json::Array(values)) if vars.len() > 1 => {
+            Json::Object(vars.iter().cloned().zip(values.iter().cloned()).collect())
+        }
+        ([one], _) => json!({ one.clone(): item.clone() }),
+        _ => item.clone(),
     }
 }
 

@@ -33,8 +33,9 @@ pub struct Scope<'a> {
     pub status: Option<&'a str>,
     /// Every task's latest status, for `task_status(name)`.
     pub statuses: &'a BTreeMap<String, String>,
-    /// The current item and the names bound to it, inside with-items.
-    pub item: Option<(&'a Json, &'a [String])>,
+    /// The current item inside with-items: with `x, y in …` a mapping of those names
+    /// (`item()` is the mapping, `item(x)` one value), else the item itself.
+    pub item: Option<&'a Json>,
 }
 
 /// An expression that could not be evaluated.
@@ -71,7 +72,7 @@ impl Scope<'_> {
         let result = self.result.map(to_value);
         let status = self.status.map(str::to_string);
         let statuses = self.statuses.clone();
-        let item = self.item.map(|(v, names)| (to_value(v), names.to_vec()));
+        let item = self.item.map(to_value);
         let ctx_fn = move |name: Option<String>| -> Result<Value, Error> {
             match name {
                 None => Ok(ctx.clone()),
@@ -102,21 +103,15 @@ impl Scope<'_> {
                 .map_or(Value::from(()), |s| Value::from(s.as_str()))
         };
         let item_fn = move |name: Option<String>| -> Result<Value, Error> {
-            let Some((value, names)) = &item else {
+            let Some(value) = &item else {
                 return Err(undefined("item() is only defined inside with items".into()));
             };
-            match name {
-                None => Ok(value.clone()),
-                Some(n) => {
-                    let Some(i) = names.iter().position(|x| *x == n) else {
-                        return Err(undefined(format!("`{n}` is no item variable")));
-                    };
-                    if names.len() == 1 {
-                        Ok(value.clone())
-                    } else {
-                        value.get_item_by_index(i)
-                    }
-                }
+            let Some(n) = name else {
+                return Ok(value.clone());
+            };
+            match value.get_attr(&n) {
+                Ok(v) if !v.is_undefined() => Ok(v),
+                _ => Err(undefined(format!("`{n}` is no item variable"))),
             }
         };
         minijinja::context! {
@@ -195,14 +190,13 @@ mod tests {
         let ctx = ctx.as_object().cloned().unwrap_or_default();
         let mut statuses = BTreeMap::new();
         statuses.insert("a".to_string(), "succeeded".to_string());
-        let names = vec!["x".to_string()];
-        let item = json!(7);
+        let item = json!({"x": 7});
         let scope = Scope {
             ctx: &ctx,
             result,
             status,
             statuses: &statuses,
-            item: Some((&item, &names)),
+            item: Some(&item),
         };
         evaluate(&env, text, &scope)
     }
@@ -220,7 +214,7 @@ mod tests {
             ("{{ completed() }}", json!(true)),
             ("{{ task_status('a') }}", json!("succeeded")),
             ("{{ task_status('zz') is none }}", json!(true)),
-            ("{{ item() + item('x') }}", json!(14)),
+            ("{{ item().x + item('x') }}", json!(14)),
             ("plain", json!("plain")),
         ];
         for (text, want) in cases {

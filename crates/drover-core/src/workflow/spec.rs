@@ -124,13 +124,17 @@ impl WorkflowSpec {
         self.tasks.iter().find(|t| t.name == name)
     }
 
-    /// Tasks no transition leads to: where the workflow starts.
+    /// Tasks no transition leads to: where the workflow starts (sorted by name, as
+    /// Orquesta schedules them).
     pub fn start_tasks(&self) -> Vec<&str> {
-        self.tasks
+        let mut names: Vec<&str> = self
+            .tasks
             .iter()
             .filter(|t| self.inbound(&t.name).is_empty())
             .map(|t| t.name.as_str())
-            .collect()
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// The distinct tasks with a transition to `name` (itself excluded).

@@ -287,7 +287,7 @@ tasks:
       concurrency: 2
     action: core.ping
     input:
-      host: "{{ item(host) }}"
+      host: "{{ item('host') }}"
       also: "{{ item() }}"
     next:
       - publish: [{all: "{{ result() }}"}]
@@ -298,14 +298,11 @@ output:
 #[test]
 fn with_items_keeps_the_window_and_orders_results() {
     let hosts = json!(["h0", "h1", "h2", "h3", "h4"]);
-    let mut sim = Sim::start(
-        &ITEMS.replace("item(host)", "item('host')"),
-        json!({"hosts": hosts}),
-    );
+    let mut sim = Sim::start(ITEMS, json!({"hosts": hosts}));
     assert_eq!(sim.keys(), ["each@0#0.0", "each@0#1.0"]);
     assert_eq!(
         sim.input_of("each@0#1.0"),
-        json!({"host": "h1", "also": "h1"})
+        json!({"host": "h1", "also": {"host": "h1"}})
     );
     // End them out of order; never more than two in flight.
     let order = [
@@ -344,6 +341,22 @@ tasks:
     sim.ok("each@0#2.0", json!(null));
     assert_eq!(sim.status(), Some(WorkflowStatus::Failed));
     assert_eq!(sim.errors()[0]["task_id"], json!("each"));
+}
+
+#[test]
+fn with_items_binds_several_names() {
+    let text = r#"
+version: 1.0
+tasks:
+  each:
+    with:
+      items: n, word in {{ [[1, 'one'], [2, 'two']] }}
+    action: core.say
+    input: {text: "{{ item('n') }}={{ item().word }}"}
+"#;
+    let sim = Sim::start(text, json!({}));
+    assert_eq!(sim.input_of("each@0#0.0"), json!({"text": "1=one"}));
+    assert_eq!(sim.input_of("each@0#1.0"), json!({"text": "2=two"}));
 }
 
 const RETRY: &str = r#"
@@ -391,6 +404,25 @@ fn retry_until_count_when_the_condition_holds() {
     sim.end("flaky@0.0", OutcomeStatus::Failed, json!({"code": 75}));
     sim.ok("flaky@0.1", json!(null));
     assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
+}
+
+#[test]
+fn retry_when_polls_a_succeeded_task() {
+    let text = r#"
+version: 1.0
+tasks:
+  poll:
+    action: core.status
+    retry:
+      when: "{{ result().state != 'ready' }}"
+      count: 5
+"#;
+    let mut sim = Sim::start(text, json!({}));
+    sim.ok("poll@0.0", json!({"state": "starting"}));
+    sim.ok("poll@0.1", json!({"state": "starting"}));
+    sim.ok("poll@0.2", json!({"state": "ready"}));
+    assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
+    assert_eq!(sim.delays["poll@0.1"], 0);
 }
 
 #[test]
@@ -593,8 +625,7 @@ fn cancel_waits_for_running_tasks_and_starts_nothing() {
 #[test]
 fn state_survives_a_json_round_trip_mid_run() {
     let hosts = json!(["h0", "h1", "h2", "h3", "h4"]);
-    let text = ITEMS.replace("item(host)", "item('host')");
-    let mut a = Sim::start(&text, json!({"hosts": hosts}));
+    let mut a = Sim::start(ITEMS, json!({"hosts": hosts}));
     a.ok("each@0#0.0", json!("r0"));
     let saved = serde_json::to_string(&a.state).unwrap();
     let restored: WorkflowState = serde_json::from_str(&saved).unwrap();
