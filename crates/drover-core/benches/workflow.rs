@@ -9,10 +9,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use drover_core::workflow::conductor::{
-    self, Directive, OutcomeStatus, TaskOutcome, WorkflowState, WorkflowStatus,
-};
+use drover_core::workflow::conductor;
 use drover_core::workflow::spec::{WorkflowSpec, decode_workflow};
+use drover_core::workflow::state::{
+    Directive, OutcomeStatus, TaskOutcome, WorkflowState, WorkflowStatus,
+};
 use serde_json::json;
 
 const TASKS: usize = 50;

@@ -2,10 +2,11 @@
 
 use serde_json::{Map, Value as Json, json};
 
-use super::conductor::{
-    self, Directive, OutcomeStatus, TaskKey, TaskOutcome, WorkflowState, WorkflowStatus,
-};
+use super::conductor;
 use super::spec::{WorkflowSpec, decode_workflow};
+use super::state::{
+    Directive, OutcomeStatus, TaskKey, TaskOutcome, WorkflowError, WorkflowState, WorkflowStatus,
+};
 
 fn spec(text: &str) -> WorkflowSpec {
     match decode_workflow("wf.yaml", text) {
@@ -562,7 +563,7 @@ fn input_is_checked_and_defaults_evaluated() {
         .unwrap();
     assert_eq!(
         conductor::start(&s, bad).unwrap_err(),
-        conductor::WorkflowError::UnknownInput(vec!["whom".into()])
+        WorkflowError::UnknownInput(vec!["whom".into()])
     );
     let (state, _) = conductor::start(&s, Map::new()).unwrap();
     assert_eq!(state.context["who"], Json::Null);
