@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json, json};
 
 use super::decide::Run;
-use super::expr::{self, ExprError, Scope};
+use super::expr::{self, ExprError, Scope, Statuses};
 use super::spec::WorkflowSpec;
 use super::state::{
     Directive, OutcomeStatus, SlotStatus, TaskInstance, TaskKey, TaskOutcome, TaskStatus,
@@ -41,7 +41,7 @@ pub fn start(
     }
     let env = expr::environment();
     let mut ctx = Map::new();
-    let statuses = BTreeMap::new();
+    let statuses = Statuses::default();
     let mut input = input;
     for (section, params) in [("input", &spec.input), ("vars", &spec.vars)] {
         for p in params {
@@ -221,10 +221,7 @@ pub(super) fn running_slots(state: &WorkflowState) -> usize {
         .count()
 }
 
-pub(super) fn plain_scope<'a>(
-    ctx: &'a Map<String, Json>,
-    statuses: &'a BTreeMap<String, String>,
-) -> Scope<'a> {
+pub(super) fn plain_scope<'a>(ctx: &'a Map<String, Json>, statuses: &'a Statuses) -> Scope<'a> {
     Scope {
         ctx,
         result: None,
@@ -298,7 +295,7 @@ pub(super) fn settle(state: &mut WorkflowState, spec: Option<&WorkflowSpec>) -> 
 
 pub(super) fn render_output(spec: &WorkflowSpec, state: &WorkflowState) -> Result<Json, ExprError> {
     let env = expr::environment();
-    let statuses = latest_statuses(state);
+    let statuses = Statuses::new(latest_statuses(state));
     let mut ctx = state.context.clone();
     ctx.extend(state.terminal.clone());
     let mut output = Map::new();

@@ -8,7 +8,7 @@ use minijinja::Environment;
 use serde_json::{Map, Value as Json, json};
 
 use super::conductor::{error_entry, latest_statuses, plain_scope, run_directive, settle};
-use super::expr::{self, ExprError, Scope};
+use super::expr::{self, ExprError, Scope, Statuses};
 use super::spec::{Join, TaskSpec, WorkflowSpec};
 use super::state::{
     Directive, Slot, SlotStatus, StagedJoin, TaskInstance, TaskStatus, WorkflowState,
@@ -154,7 +154,7 @@ impl<'a> Run<'a> {
         task: &TaskSpec,
         ctx: &Map<String, Json>,
     ) -> Result<(String, bool, Vec<Slot>, Option<usize>, u64), (String, ExprError)> {
-        let statuses = latest_statuses(self.state);
+        let statuses = Statuses::new(latest_statuses(self.state));
         let scope = plain_scope(ctx, &statuses);
         let f = |field: &str| format!("tasks.{}.{field}", task.name);
         let action = match &task.action {
@@ -256,6 +256,7 @@ impl<'a> Run<'a> {
         let ctx = inst.context.clone();
         let mut statuses = latest_statuses(self.state);
         statuses.insert(name.clone(), status.as_str().to_string());
+        let statuses = Statuses::new(statuses);
         let scope = Scope {
             ctx: &ctx,
             result: Some(&result),

@@ -7,7 +7,7 @@
 //! `item(name)`. Undefined names are errors that quote the expression.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
@@ -22,6 +22,9 @@ pub fn environment() -> &'static Environment<'static> {
     &ENV
 }
 
+/// Every task's latest status by name, shared by the evaluations of one call.
+pub type Statuses = Arc<BTreeMap<String, String>>;
+
 /// What an expression sees.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
@@ -32,7 +35,7 @@ pub struct Scope<'a> {
     /// The finished task's status (`succeeded`, `failed`, …).
     pub status: Option<&'a str>,
     /// Every task's latest status, for `task_status(name)`.
-    pub statuses: &'a BTreeMap<String, String>,
+    pub statuses: &'a Statuses,
     /// The current item inside with-items: with `x, y in …` a mapping of those names
     /// (`item()` is the mapping, `item(x)` one value), else the item itself.
     pub item: Option<&'a Json>,
@@ -68,10 +71,10 @@ fn to_value(json: &Json) -> Value {
 impl Scope<'_> {
     /// The template context: Orquesta's functions, bound to this scope.
     fn context(&self) -> Value {
-        let ctx = to_value(&Json::Object(self.ctx.clone()));
+        let ctx = Value::from(Serde(self.ctx));
         let result = self.result.map(to_value);
         let status = self.status.map(str::to_string);
-        let statuses = self.statuses.clone();
+        let statuses = Arc::clone(self.statuses);
         let item = self.item.map(to_value);
         let ctx_fn = move |name: Option<String>| -> Result<Value, Error> {
             match name {
@@ -188,8 +191,7 @@ mod tests {
     ) -> Result<Json, ExprError> {
         let env = jinja::environment();
         let ctx = ctx.as_object().cloned().unwrap_or_default();
-        let mut statuses = BTreeMap::new();
-        statuses.insert("a".to_string(), "succeeded".to_string());
+        let statuses = Arc::new(BTreeMap::from([("a".to_string(), "succeeded".to_string())]));
         let item = json!({"x": 7});
         let scope = Scope {
             ctx: &ctx,

@@ -307,11 +307,31 @@ fn named_values(sink: &mut Sink<'_>, node: &Node, field: &str) -> Vec<(String, J
 fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec> {
     let path = format!("tasks.{name}");
     let fields = Fields::read(sink, node, node.pos, &path, TASK_KEYS)?;
-    let action = fields
+    let action_text = fields
         .get("action")
         .and_then(|n| string(sink, n, &fields.field("action")))
-        .map(|s| s.trim().to_string());
+        .map(str::trim);
+    // `action: core.local cmd="ls -l"`: inline input replaces `input`, as in Orquesta.
+    let (action, inline) = match action_text {
+        Some(text) if !jinja::is_template(text) && text.contains(char::is_whitespace) => {
+            let (name, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+            let inline = inline_params(rest);
+            if inline.is_none()
+                && let Some(n) = fields.get("action")
+            {
+                sink.push(
+                    n.pos,
+                    &fields.field("action"),
+                    format!("expected `pack.action key=value …`, found `{text}`"),
+                );
+            }
+            (Some(name.to_string()), inline)
+        }
+        Some(text) => (Some(text.to_string()), None),
+        None => (None, None),
+    };
     let input = match fields.get("input") {
+        _ if inline.is_some() => inline.unwrap_or_default(),
         Some(n) if matches!(n.value, Value::Map(_)) => n.to_json(),
         Some(n) => {
             wrong_type(sink, n, &fields.field("input"), "a mapping");
@@ -364,6 +384,34 @@ fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec>
         retry,
         delay,
     })
+}
+
+/// `a=1 b="two words" c='x'` → `{"a": 1, "b": "two words", "c": "x"}` (unquoted values
+/// read as JSON when they are JSON); `None` when a word is no `key=value`.
+fn inline_params(text: &str) -> Option<Json> {
+    let mut out = serde_json::Map::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        if key.is_empty() || !key.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+        let (value, tail) = match after.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let end = after[1..].find(q)? + 1;
+                (Json::String(after[1..end].to_string()), &after[end + 1..])
+            }
+            _ => {
+                let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                let raw = &after[..end];
+                let value = serde_json::from_str(raw).unwrap_or_else(|_| Json::String(raw.into()));
+                (value, &after[end..])
+            }
+        };
+        out.insert(key.to_string(), value);
+        rest = tail.trim_start();
+    }
+    Some(Json::Object(out))
 }
 
 fn decode_transition(sink: &mut Sink<'_>, node: &Node, path: &str) -> Option<Transition> {

@@ -768,6 +768,25 @@ fn decode_errors_are_located() {
 }
 
 #[test]
+fn inline_action_input() {
+    let s = spec(
+        "version: 1.0\ntasks:\n  a:\n    action: core.local cmd=\"ls -l\" timeout=30 cwd='/tmp' flag=true\n",
+    );
+    assert_eq!(s.tasks[0].action.as_deref(), Some("core.local"));
+    assert_eq!(
+        s.tasks[0].input,
+        json!({"cmd": "ls -l", "timeout": 30, "cwd": "/tmp", "flag": true})
+    );
+    let errors = decode_workflow(
+        "wf.yaml",
+        "version: 1.0\ntasks:\n  a:\n    action: core.local cmd=\"unclosed\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors[0].field, "tasks.a.action");
+    assert_eq!((errors[0].line, errors[0].column), (4, 13));
+}
+
+#[test]
 fn literal_actions_only() {
     let s = spec(
         "version: 1.0\ninput: [a]\ntasks:\n  a:\n    action: \"{{ ctx().a }}\"\n  b:\n    action: core.x\n  c:\n    action: core.x\n",
