@@ -280,7 +280,9 @@ impl<'a> Run<'a> {
         inst.status = status;
         inst.result = result.clone();
         if status == TaskStatus::Canceled {
-            if !matches!(self.state.status, WorkflowStatus::Canceling) {
+            // A run canceled from outside cancels the workflow (as in Orquesta); runs
+            // left out because the workflow is failing leave it failing.
+            if !self.state.failing {
                 self.state.status = WorkflowStatus::Canceling;
             }
             return;

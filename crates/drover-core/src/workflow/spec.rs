@@ -277,6 +277,18 @@ fn params(sink: &mut Sink<'_>, node: &Node, field: &str) -> Vec<Param> {
 /// `output`/`publish`: a list of one-entry mappings, or one mapping.
 fn named_values(sink: &mut Sink<'_>, node: &Node, field: &str) -> Vec<(String, Json)> {
     match &node.value {
+        // `publish: a=1 b="{{ result() }}"`, Orquesta's inline form.
+        Value::Str(text) => match inline_params(text) {
+            Some(Json::Object(map)) => map.into_iter().collect(),
+            _ => {
+                sink.push(
+                    node.pos,
+                    field,
+                    "expected `name=value …` or a list of `name: value`",
+                );
+                Vec::new()
+            }
+        },
         Value::Map(_) => entries(sink, node, field)
             .unwrap_or_default()
             .into_iter()
@@ -402,7 +414,7 @@ fn inline_params(text: &str) -> Option<Json> {
                 (Json::String(after[1..end].to_string()), &after[end + 1..])
             }
             _ => {
-                let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                let end = unquoted_end(after);
                 let raw = &after[..end];
                 let value = serde_json::from_str(raw).unwrap_or_else(|_| Json::String(raw.into()));
                 (value, &after[end..])
@@ -412,6 +424,24 @@ fn inline_params(text: &str) -> Option<Json> {
         rest = tail.trim_start();
     }
     Some(Json::Object(out))
+}
+
+/// Where an unquoted inline value ends: at whitespace outside `{{ … }}`.
+fn unquoted_end(text: &str) -> usize {
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        if rest.starts_with("{{") {
+            i += rest.find("}}").map_or(rest.len(), |e| e + 2);
+            continue;
+        }
+        match rest.chars().next() {
+            Some(c) if c.is_whitespace() => return i,
+            Some(c) => i += c.len_utf8(),
+            None => break,
+        }
+    }
+    text.len()
 }
 
 fn decode_transition(sink: &mut Sink<'_>, node: &Node, path: &str) -> Option<Transition> {

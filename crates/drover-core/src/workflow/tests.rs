@@ -495,6 +495,41 @@ tasks:
 }
 
 #[test]
+fn failing_workflow_leaves_waiting_items_and_stays_failed() {
+    let text = r#"
+version: 1.0
+tasks:
+  a:
+    action: core.a
+  each:
+    with: {items: "{{ [1, 2, 3] }}", concurrency: 1}
+    action: core.each
+    next: [{publish: "count={{ result() | length }} first={{ result()[0] }}", do: after}]
+  after:
+    action: core.after
+"#;
+    let mut sim = Sim::start(text, json!({}));
+    assert_eq!(sim.keys(), ["a@0.0", "each@0#0.0"]);
+    sim.fail("a@0.0");
+    sim.ok("each@0#0.0", json!(null));
+    assert_eq!(sim.keys(), Vec::<String>::new());
+    assert_eq!(sim.status(), Some(WorkflowStatus::Failed));
+    assert_eq!(sim.errors().len(), 1);
+
+    // The same workflow, nothing failing: inline publish reaches `after`.
+    let text = text.replace(
+        "action: core.after",
+        "action: core.after\n    input: {n: \"{{ ctx().count }}\"}",
+    );
+    let mut sim = Sim::start(&text, json!({}));
+    sim.ok("a@0.0", json!(null));
+    for i in 0..3 {
+        sim.ok(&format!("each@0#{i}.0"), json!(i));
+    }
+    assert_eq!(sim.input_of("after@0.0"), json!({"n": 3}));
+}
+
+#[test]
 fn published_variables_flow_downstream_only() {
     let text = r#"
 version: 1.0
