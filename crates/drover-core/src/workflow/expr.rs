@@ -22,6 +22,27 @@ pub fn environment() -> &'static Environment<'static> {
     &ENV
 }
 
+/// Whether `text` holds Jinja syntax (plain strings skip the engine).
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// A minijinja error on one line: its kind, detail and causes.
+pub(super) fn describe(e: &Error) -> String {
+    let mut text = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Every task's latest status by name, shared by the evaluations of one call.
 pub type Statuses = Arc<BTreeMap<String, String>>;
 
@@ -136,7 +157,7 @@ pub fn evaluate(
     template: &str,
     scope: &Scope<'_>,
 ) -> Result<Json, ExprError> {
-    if !jinja::is_template(template) {
+    if !is_template(template) {
         return Ok(Json::String(template.to_string()));
     }
     Ok(jinja::eval_native(env, template, &scope.context())?)
@@ -152,7 +173,7 @@ pub fn render(env: &Environment<'_>, value: &Json, scope: &Scope<'_>) -> Result<
 
 fn contains_template(value: &Json) -> bool {
     match value {
-        Json::String(s) => jinja::is_template(s),
+        Json::String(s) => is_template(s),
         Json::Array(items) => items.iter().any(contains_template),
         Json::Object(map) => map.values().any(contains_template),
         _ => false,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use super::expr::{describe, is_template};
 use crate::automation::jinja;
 use crate::model::decode::{Fields, entries, list, string, wrong_type};
 use crate::model::error::{ModelError, Sink};
@@ -112,7 +113,7 @@ impl WorkflowSpec {
             .tasks
             .iter()
             .filter_map(|t| t.action.clone())
-            .filter(|a| !jinja::is_template(a))
+            .filter(|a| !is_template(a))
             .collect();
         refs.sort();
         refs.dedup();
@@ -325,7 +326,7 @@ fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec>
         .map(str::trim);
     // `action: core.local cmd="ls -l"`: inline input replaces `input`, as in Orquesta.
     let (action, inline) = match action_text {
-        Some(text) if !jinja::is_template(text) && text.contains(char::is_whitespace) => {
+        Some(text) if !is_template(text) && text.contains(char::is_whitespace) => {
             let (name, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
             let inline = inline_params(rest);
             if inline.is_none()
@@ -580,7 +581,7 @@ fn check_string(sink: &mut Sink<'_>, pos: Pos, path: &str, text: &str) {
         );
         return;
     }
-    if !jinja::is_template(text) {
+    if !is_template(text) {
         return;
     }
     // `x in {{ e }}` (with items) is checked on its expression part.
@@ -594,7 +595,7 @@ fn check_string(sink: &mut Sink<'_>, pos: Pos, path: &str, text: &str) {
         sink.push(
             pos,
             path,
-            format!("bad Jinja in `{text}`: {}", jinja::describe(&e)),
+            format!("bad Jinja in `{text}`: {}", describe(&e)),
         );
     }
 }
