@@ -822,6 +822,46 @@ fn inline_action_input() {
 }
 
 #[test]
+fn task_delay_and_dynamic_action() {
+    let text = r#"
+version: 1.0
+input: [{wait: 1.5}, {which: core.later}]
+tasks:
+  later:
+    delay: "{{ ctx().wait }}"
+    action: "{{ ctx().which }}"
+"#;
+    let sim = Sim::start(text, json!({}));
+    assert_eq!(sim.delays["later@0.0"], 1500);
+    assert_eq!(sim.running[0].1, "core.later");
+    assert!(sim.spec.actions().is_empty());
+}
+
+#[test]
+fn unsatisfied_join_does_not_hold_the_workflow_open() {
+    let text = r#"
+version: 1.0
+tasks:
+  a:
+    action: core.a
+    next: [{when: "{{ failed() }}", do: both}]
+  b:
+    action: core.b
+    next: [{do: both}]
+  both:
+    join: all
+    action: core.both
+"#;
+    let mut sim = Sim::start(text, json!({}));
+    sim.ok("a@0.0", json!(null));
+    sim.ok("b@0.0", json!(null));
+    assert_eq!(sim.keys(), Vec::<String>::new());
+    assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
+    assert_eq!(sim.state.staged.len(), 1);
+    assert_eq!(sim.state.staged[0].sources, ["b"]);
+}
+
+#[test]
 fn literal_actions_only() {
     let s = spec(
         "version: 1.0\ninput: [a]\ntasks:\n  a:\n    action: \"{{ ctx().a }}\"\n  b:\n    action: core.x\n  c:\n    action: core.x\n",
