@@ -13,281 +13,17 @@
 //! scheduled), then fails; a join that can never be satisfied does not hold the
 //! workflow open.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
-use std::str::FromStr;
+use std::collections::BTreeMap;
 
-use minijinja::Environment;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 
-use super::expr::{self, ExprError, Scope};
-use super::spec::{Join, TaskSpec, WorkflowSpec};
-use crate::automation::jinja;
-
-/// A workflow's status (Orquesta's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkflowStatus {
-    /// Not started.
-    Requested,
-    /// Tasks are being run.
-    Running,
-    /// Pause asked; waiting for running tasks to end.
-    Pausing,
-    /// Paused: nothing runs until resumed.
-    Paused,
-    /// Cancel asked; waiting for running tasks to end.
-    Canceling,
-    /// Canceled.
-    Canceled,
-    /// Every task done, none failed unhandled.
-    Succeeded,
-    /// A task failed unhandled, an expression failed, or `fail` was run.
-    Failed,
-}
-
-impl WorkflowStatus {
-    /// Whether the workflow is over.
-    pub fn is_finished(self) -> bool {
-        matches!(self, Self::Canceled | Self::Succeeded | Self::Failed)
-    }
-}
-
-/// How one action run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeStatus {
-    /// It succeeded.
-    Succeeded,
-    /// It failed.
-    Failed,
-    /// It ran out of time.
-    Timeout,
-    /// It was canceled.
-    Canceled,
-}
-
-/// What the shell reports when an action run ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskOutcome {
-    /// How it ended.
-    pub status: OutcomeStatus,
-    /// Its result (the action's output).
-    pub result: Json,
-}
-
-/// One action run of one task: `task@route#item.attempt` (`#item` only inside
-/// with-items). `route` counts the task's instances (0 first; cycles add more).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TaskKey {
-    /// Task name.
-    pub task: String,
-    /// Which instance of the task.
-    pub route: u32,
-    /// Item index inside with-items.
-    pub item: Option<u32>,
-    /// Attempt (0 first; retries add one).
-    pub attempt: u32,
-}
-
-impl fmt::Display for TaskKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.task, self.route)?;
-        if let Some(i) = self.item {
-            write!(f, "#{i}")?;
-        }
-        write!(f, ".{}", self.attempt)
-    }
-}
-
-impl FromStr for TaskKey {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<TaskKey, String> {
-        let bad = || format!("`{s}` is no task key (task@route[#item].attempt)");
-        let (task, rest) = s.rsplit_once('@').ok_or_else(bad)?;
-        let (rest, attempt) = rest.rsplit_once('.').ok_or_else(bad)?;
-        let (route, item) = match rest.split_once('#') {
-            Some((r, i)) => (r, Some(i.parse().map_err(|_| bad())?)),
-            None => (rest, None),
-        };
-        Ok(TaskKey {
-            task: task.to_string(),
-            route: route.parse().map_err(|_| bad())?,
-            item,
-            attempt: attempt.parse().map_err(|_| bad())?,
-        })
-    }
-}
-
-/// What the shell must do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Directive {
-    /// Run `action` with `input` after `delay_ms`, and report its end as `key`.
-    RunAction {
-        /// The run's key.
-        key: TaskKey,
-        /// Action ref.
-        action: String,
-        /// Rendered input.
-        input: Json,
-        /// Wait this long first.
-        delay_ms: u64,
-    },
-    /// The workflow is over.
-    Finished {
-        /// Succeeded, failed or canceled.
-        status: WorkflowStatus,
-        /// Rendered `output` (null unless succeeded).
-        output: Json,
-        /// Orquesta-shaped error entries.
-        errors: Vec<Json>,
-    },
-}
-
-/// Why a call was refused (the workflow state is unchanged).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WorkflowError {
-    /// Input names the workflow does not declare.
-    #[error("unknown input {}", .0.join(", "))]
-    UnknownInput(Vec<String>),
-    /// An input default or a var could not be evaluated.
-    #[error("{field}: {error}")]
-    Expression {
-        /// `input.name` or `vars.name`.
-        field: String,
-        /// What failed.
-        error: ExprError,
-    },
-    /// No such run in this workflow.
-    #[error("no task run `{0}` in this workflow")]
-    UnknownTask(String),
-}
-
-/// Where one action run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SlotStatus {
-    /// Not started yet (with-items window full).
-    Waiting,
-    /// Decided but not handed out (workflow paused).
-    Held,
-    /// Handed to the shell.
-    Running,
-    /// Ended so.
-    Succeeded,
-    /// Ended so.
-    Failed,
-    /// Ended so.
-    Timeout,
-    /// Ended so.
-    Canceled,
-}
-
-impl SlotStatus {
-    fn is_active(self) -> bool {
-        matches!(self, Self::Waiting | Self::Held | Self::Running)
-    }
-}
-
-/// One action run of a task instance (one per item inside with-items).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Slot {
-    /// Where it stands.
-    pub status: SlotStatus,
-    /// Rendered input.
-    pub input: Json,
-    /// Result once ended.
-    pub result: Json,
-}
-
-/// A task instance's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    /// Some slot still active.
-    Running,
-    /// Done, every slot succeeded.
-    Succeeded,
-    /// Done, some slot failed.
-    Failed,
-    /// Done, some slot timed out.
-    Timeout,
-    /// Done, canceled.
-    Canceled,
-}
-
-impl TaskStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Timeout => "timeout",
-            Self::Canceled => "canceled",
-        }
-    }
-}
-
-/// One instance of a task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskInstance {
-    /// Task name.
-    pub name: String,
-    /// Which instance of the task (see [`TaskKey::route`]).
-    pub route: u32,
-    /// Current attempt.
-    pub attempt: u32,
-    /// Status.
-    pub status: TaskStatus,
-    /// The context it started with.
-    pub context: Map<String, Json>,
-    /// Action ref (rendered); empty for a task without action.
-    pub action: String,
-    /// Whether it runs with items.
-    pub items: bool,
-    /// With-items concurrency.
-    pub concurrency: Option<usize>,
-    /// Delay before each run of the current attempt.
-    pub delay_ms: u64,
-    /// The runs (one, or one per item).
-    pub slots: Vec<Slot>,
-    /// The result once done (a list in item order with items).
-    pub result: Json,
-}
-
-/// Inbound transitions gathered for a join not yet satisfied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StagedJoin {
-    /// The joining task.
-    pub task: String,
-    /// Tasks whose transitions arrived.
-    pub sources: Vec<String>,
-    /// Their contexts, in arrival order.
-    pub contexts: Vec<Map<String, Json>>,
-}
-
-/// Everything about a running workflow; persist it after every call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkflowState {
-    /// Status.
-    pub status: WorkflowStatus,
-    /// The starting context (input and vars).
-    pub context: Map<String, Json>,
-    /// Task instances, in creation order.
-    pub tasks: Vec<TaskInstance>,
-    /// Joins waiting for more inbound transitions.
-    pub staged: Vec<StagedJoin>,
-    /// Context merged from the routes that ended (what `output` sees).
-    pub terminal: Map<String, Json>,
-    /// Orquesta-shaped error entries.
-    pub errors: Vec<Json>,
-    /// The workflow will fail once running tasks end.
-    pub failing: bool,
-    /// Rendered output once succeeded.
-    pub output: Json,
-}
+use super::decide::Run;
+use super::expr::{self, ExprError, Scope, Statuses};
+use super::spec::WorkflowSpec;
+use super::state::{
+    Directive, OutcomeStatus, SlotStatus, TaskInstance, TaskKey, TaskOutcome, TaskStatus,
+    WorkflowError, WorkflowState, WorkflowStatus,
+};
 
 /// Starts a workflow: checks and completes `input`, evaluates vars, schedules the
 /// start tasks.
@@ -303,18 +39,22 @@ pub fn start(
     if !unknown.is_empty() {
         return Err(WorkflowError::UnknownInput(unknown));
     }
-    let env = jinja::environment();
+    let env = expr::environment();
     let mut ctx = Map::new();
-    let statuses = BTreeMap::new();
+    let statuses = Statuses::default();
     let mut input = input;
     for (section, params) in [("input", &spec.input), ("vars", &spec.vars)] {
         for p in params {
-            let given = if section == "input" { input.remove(&p.name) } else { None };
+            let given = if section == "input" {
+                input.remove(&p.name)
+            } else {
+                None
+            };
             let value = match (given, &p.default) {
                 (Some(v), _) => v,
                 (None, Some(default)) => {
                     let scope = plain_scope(&ctx, &statuses);
-                    expr::render(&env, default, &scope).map_err(|error| {
+                    expr::render(env, default, &scope).map_err(|error| {
                         WorkflowError::Expression {
                             field: format!("{section}.{}", p.name),
                             error,
@@ -419,7 +159,10 @@ pub fn pause(state: &mut WorkflowState) {
 
 /// Resumes a paused workflow: hands out the work decided while paused.
 pub fn resume(spec: &WorkflowSpec, state: &mut WorkflowState) -> Vec<Directive> {
-    if !matches!(state.status, WorkflowStatus::Pausing | WorkflowStatus::Paused) {
+    if !matches!(
+        state.status,
+        WorkflowStatus::Pausing | WorkflowStatus::Paused
+    ) {
         return Vec::new();
     }
     state.status = WorkflowStatus::Running;
@@ -451,7 +194,7 @@ pub fn pending_actions(state: &WorkflowState) -> Vec<TaskKey> {
         .collect()
 }
 
-fn key_of(t: &TaskInstance, slot: usize) -> TaskKey {
+pub(super) fn key_of(t: &TaskInstance, slot: usize) -> TaskKey {
     TaskKey {
         task: t.name.clone(),
         route: t.route,
@@ -460,7 +203,7 @@ fn key_of(t: &TaskInstance, slot: usize) -> TaskKey {
     }
 }
 
-fn run_directive(t: &TaskInstance, slot: usize, input: &Json) -> Directive {
+pub(super) fn run_directive(t: &TaskInstance, slot: usize, input: &Json) -> Directive {
     Directive::RunAction {
         key: key_of(t, slot),
         action: t.action.clone(),
@@ -469,7 +212,7 @@ fn run_directive(t: &TaskInstance, slot: usize, input: &Json) -> Directive {
     }
 }
 
-fn running_slots(state: &WorkflowState) -> usize {
+pub(super) fn running_slots(state: &WorkflowState) -> usize {
     state
         .tasks
         .iter()
@@ -478,7 +221,7 @@ fn running_slots(state: &WorkflowState) -> usize {
         .count()
 }
 
-fn plain_scope<'a>(ctx: &'a Map<String, Json>, statuses: &'a BTreeMap<String, String>) -> Scope<'a> {
+pub(super) fn plain_scope<'a>(ctx: &'a Map<String, Json>, statuses: &'a Statuses) -> Scope<'a> {
     Scope {
         ctx,
         result: None,
@@ -489,7 +232,11 @@ fn plain_scope<'a>(ctx: &'a Map<String, Json>, statuses: &'a BTreeMap<String, St
 }
 
 /// An Orquesta-shaped error entry.
-fn error_entry(task: Option<&str>, message: String, extra: Option<(&str, Json)>) -> Json {
+pub(super) fn error_entry(
+    task: Option<&str>,
+    message: String,
+    extra: Option<(&str, Json)>,
+) -> Json {
     let mut e = json!({"type": "error", "message": message});
     if let Some(t) = task {
         e["task_id"] = json!(t);
@@ -502,7 +249,7 @@ fn error_entry(task: Option<&str>, message: String, extra: Option<(&str, Json)>)
 
 /// Moves pausing → paused, canceling → canceled, and ends the workflow when nothing is
 /// left to do. Output is evaluated when `spec` is given and the workflow succeeded.
-fn settle(state: &mut WorkflowState, spec: Option<&WorkflowSpec>) -> Vec<Directive> {
+pub(super) fn settle(state: &mut WorkflowState, spec: Option<&WorkflowSpec>) -> Vec<Directive> {
     let running = running_slots(state);
     let active = state
         .tasks
@@ -546,472 +293,24 @@ fn settle(state: &mut WorkflowState, spec: Option<&WorkflowSpec>) -> Vec<Directi
     }]
 }
 
-fn render_output(spec: &WorkflowSpec, state: &WorkflowState) -> Result<Json, ExprError> {
-    let env = jinja::environment();
-    let statuses = latest_statuses(state);
+pub(super) fn render_output(spec: &WorkflowSpec, state: &WorkflowState) -> Result<Json, ExprError> {
+    let env = expr::environment();
+    let statuses = Statuses::new(latest_statuses(state));
     let mut ctx = state.context.clone();
     ctx.extend(state.terminal.clone());
     let mut output = Map::new();
     for (name, value) in &spec.output {
-        let v = expr::render(&env, value, &plain_scope(&ctx, &statuses))?;
+        let v = expr::render(env, value, &plain_scope(&ctx, &statuses))?;
         ctx.insert(name.clone(), v.clone());
         output.insert(name.clone(), v);
     }
     Ok(Json::Object(output))
 }
 
-fn latest_statuses(state: &WorkflowState) -> BTreeMap<String, String> {
+pub(super) fn latest_statuses(state: &WorkflowState) -> BTreeMap<String, String> {
     state
         .tasks
         .iter()
         .map(|t| (t.name.clone(), t.status.as_str().to_string()))
         .collect()
-}
-
-/// One call's work: the spec, the state, the directives so far, and the instances
-/// whose runs all ended and whose transitions are still to evaluate.
-struct Run<'a> {
-    spec: &'a WorkflowSpec,
-    state: &'a mut WorkflowState,
-    env: Environment<'static>,
-    out: Vec<Directive>,
-    done: VecDeque<usize>,
-}
-
-impl<'a> Run<'a> {
-    fn new(spec: &'a WorkflowSpec, state: &'a mut WorkflowState) -> Run<'a> {
-        Run {
-            spec,
-            state,
-            env: jinja::environment(),
-            out: Vec::new(),
-            done: VecDeque::new(),
-        }
-    }
-
-    fn finish(mut self) -> Vec<Directive> {
-        let spec = self.spec;
-        self.out.extend(settle(self.state, Some(spec)));
-        self.out
-    }
-
-    fn drain(&mut self) {
-        while let Some(idx) = self.done.pop_front() {
-            self.complete(idx);
-        }
-    }
-
-    fn fail(&mut self, task: Option<&str>, message: String, expression: Option<&str>) {
-        self.state.failing = true;
-        self.state.errors.push(error_entry(
-            task,
-            message,
-            expression.map(|e| ("expression", json!(e))),
-        ));
-    }
-
-    fn fail_expr(&mut self, task: &str, field: &str, e: ExprError) {
-        let message = format!("{field}: unable to evaluate `{}`: {}", e.expression, e.reason);
-        self.fail(Some(task), message, Some(&e.expression.clone()));
-    }
-
-    fn may_start(&self) -> bool {
-        !self.state.failing && !matches!(self.state.status, WorkflowStatus::Canceling)
-    }
-
-    /// Hands out waiting runs within the concurrency window, or marks the instance
-    /// done when none are active.
-    fn advance(&mut self, idx: usize) {
-        let may_start = self.may_start();
-        let hold = matches!(
-            self.state.status,
-            WorkflowStatus::Pausing | WorkflowStatus::Paused
-        );
-        let inst = &mut self.state.tasks[idx];
-        let mut active = inst
-            .slots
-            .iter()
-            .filter(|s| matches!(s.status, SlotStatus::Held | SlotStatus::Running))
-            .count();
-        let window = inst.concurrency.unwrap_or(usize::MAX).max(1);
-        for i in 0..inst.slots.len() {
-            if inst.slots[i].status != SlotStatus::Waiting {
-                continue;
-            }
-            if !may_start {
-                inst.slots[i].status = SlotStatus::Canceled;
-                continue;
-            }
-            if active >= window {
-                break;
-            }
-            active += 1;
-            if hold {
-                inst.slots[i].status = SlotStatus::Held;
-            } else {
-                inst.slots[i].status = SlotStatus::Running;
-                let d = run_directive(inst, i, &inst.slots[i].input);
-                self.out.push(d);
-            }
-        }
-        if !inst.slots.iter().any(|s| s.status.is_active()) {
-            self.done.push_back(idx);
-        }
-    }
-
-    /// Creates an instance of task `name` with context `ctx` and starts it.
-    fn schedule(&mut self, name: &str, ctx: Map<String, Json>) {
-        if !self.may_start() {
-            return;
-        }
-        let spec = self.spec;
-        let Some(task) = spec.task(name) else {
-            return;
-        };
-        let route = self.state.tasks.iter().filter(|t| t.name == name).count() as u32;
-        match self.prepare(task, &ctx) {
-            Ok((action, items, slots, concurrency, delay_ms)) => {
-                self.state.tasks.push(TaskInstance {
-                    name: name.to_string(),
-                    route,
-                    attempt: 0,
-                    status: TaskStatus::Running,
-                    context: ctx,
-                    action,
-                    items,
-                    concurrency,
-                    delay_ms,
-                    slots,
-                    result: Json::Null,
-                });
-                let idx = self.state.tasks.len() - 1;
-                if task.action.is_none() {
-                    // A task without action succeeds at once.
-                    for s in &mut self.state.tasks[idx].slots {
-                        s.status = SlotStatus::Succeeded;
-                    }
-                }
-                self.advance(idx);
-            }
-            Err((field, e)) => self.fail_expr(name, &field, e),
-        }
-    }
-
-    /// Renders a task's action, items, input, concurrency and delay.
-    #[allow(clippy::type_complexity)]
-    fn prepare(
-        &self,
-        task: &TaskSpec,
-        ctx: &Map<String, Json>,
-    ) -> Result<(String, bool, Vec<Slot>, Option<usize>, u64), (String, ExprError)> {
-        let statuses = latest_statuses(self.state);
-        let scope = plain_scope(ctx, &statuses);
-        let f = |field: &str| format!("tasks.{}.{field}", task.name);
-        let action = match &task.action {
-            Some(a) => match expr::evaluate(&self.env, a, &scope).map_err(|e| (f("action"), e))? {
-                Json::String(s) => s,
-                other => {
-                    return Err((
-                        f("action"),
-                        ExprError {
-                            expression: a.clone(),
-                            reason: format!("expected an action ref, found {other}"),
-                        },
-                    ));
-                }
-            },
-            None => String::new(),
-        };
-        let delay_ms = match &task.delay {
-            Some(d) => seconds_ms(&self.env, d, &scope).map_err(|e| (f("delay"), e))?,
-            None => 0,
-        };
-        let waiting = |input: Json| Slot {
-            status: SlotStatus::Waiting,
-            input,
-            result: Json::Null,
-        };
-        let Some(with) = &task.with else {
-            let input = expr::render(&self.env, &task.input, &scope).map_err(|e| (f("input"), e))?;
-            return Ok((action, false, vec![waiting(input)], None, delay_ms));
-        };
-        let items = match expr::evaluate(&self.env, &with.items, &scope)
-            .map_err(|e| (f("with.items"), e))?
-        {
-            Json::Array(items) => items,
-            other => {
-                return Err((
-                    f("with.items"),
-                    ExprError {
-                        expression: with.items.clone(),
-                        reason: format!("expected a list of items, found {other}"),
-                    },
-                ));
-            }
-        };
-        let concurrency = match &with.concurrency {
-            Some(c) => match expr::render(&self.env, c, &scope).map_err(|e| (f("with.concurrency"), e))? {
-                Json::Number(n) if n.as_u64().is_some() => n.as_u64().map(|n| n as usize),
-                Json::String(s) if s.parse::<usize>().is_ok() => s.parse().ok(),
-                Json::Null => None,
-                other => {
-                    return Err((
-                        f("with.concurrency"),
-                        ExprError {
-                            expression: c.to_string(),
-                            reason: format!("expected a count, found {other}"),
-                        },
-                    ));
-                }
-            },
-            None => None,
-        };
-        let mut slots = Vec::with_capacity(items.len());
-        for item in &items {
-            let scope = Scope {
-                item: Some((item, &with.vars)),
-                ..scope
-            };
-            let input = expr::render(&self.env, &task.input, &scope).map_err(|e| (f("input"), e))?;
-            slots.push(waiting(input));
-        }
-        Ok((action, true, slots, concurrency, delay_ms))
-    }
-
-    /// An instance whose runs all ended: retry, then transitions.
-    fn complete(&mut self, idx: usize) {
-        let spec = self.spec;
-        let inst = &self.state.tasks[idx];
-        let Some(task) = spec.task(&inst.name) else {
-            return;
-        };
-        let status = if inst.slots.iter().any(|s| s.status == SlotStatus::Canceled) {
-            TaskStatus::Canceled
-        } else if inst.slots.iter().any(|s| s.status == SlotStatus::Failed) {
-            TaskStatus::Failed
-        } else if inst.slots.iter().any(|s| s.status == SlotStatus::Timeout) {
-            TaskStatus::Timeout
-        } else {
-            TaskStatus::Succeeded
-        };
-        let result = if inst.items {
-            Json::Array(inst.slots.iter().map(|s| s.result.clone()).collect())
-        } else {
-            inst.slots.first().map_or(Json::Null, |s| s.result.clone())
-        };
-        let name = inst.name.clone();
-        let ctx = inst.context.clone();
-        let mut statuses = latest_statuses(self.state);
-        statuses.insert(name.clone(), status.as_str().to_string());
-        let scope = Scope {
-            ctx: &ctx,
-            result: Some(&result),
-            status: Some(status.as_str()),
-            statuses: &statuses,
-            item: None,
-        };
-
-        if matches!(status, TaskStatus::Failed | TaskStatus::Timeout) && self.may_start() {
-            match self.should_retry(task, idx, &scope) {
-                Ok(Some(delay_ms)) => {
-                    self.restart(idx, delay_ms);
-                    return;
-                }
-                Ok(None) => {}
-                Err((field, e)) => self.fail_expr(&name, &field, e),
-            }
-        }
-
-        let inst = &mut self.state.tasks[idx];
-        inst.status = status;
-        inst.result = result.clone();
-        if status == TaskStatus::Canceled {
-            if !matches!(self.state.status, WorkflowStatus::Canceling) {
-                self.state.status = WorkflowStatus::Canceling;
-            }
-            return;
-        }
-        if matches!(self.state.status, WorkflowStatus::Canceling) {
-            return;
-        }
-
-        let mut handled = false;
-        let mut retry = false;
-        let mut fired = false;
-        for (i, t) in task.next.iter().enumerate() {
-            let field = format!("next[{i}]");
-            if let Some(when) = &t.when {
-                match expr::holds(&self.env, when, &scope) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        self.fail_expr(&name, &format!("{field}.when"), e);
-                        continue;
-                    }
-                }
-            }
-            fired = true;
-            let mut out_ctx = ctx.clone();
-            let mut publish_failed = false;
-            for (var, value) in &t.publish {
-                let s = Scope {
-                    ctx: &out_ctx,
-                    ..scope
-                };
-                match expr::render(&self.env, value, &s) {
-                    Ok(v) => {
-                        out_ctx.insert(var.clone(), v);
-                    }
-                    Err(e) => {
-                        self.fail_expr(&name, &format!("{field}.publish.{var}"), e);
-                        publish_failed = true;
-                        break;
-                    }
-                }
-            }
-            if publish_failed {
-                continue;
-            }
-            let mut leads_on = false;
-            for target in &t.targets {
-                match target.as_str() {
-                    "continue" => {}
-                    "noop" => handled = true,
-                    "fail" => self.fail(
-                        Some(&name),
-                        format!("Execution failed by the `fail` command of {field}."),
-                        None,
-                    ),
-                    "retry" => retry = true,
-                    next => {
-                        handled = true;
-                        leads_on = true;
-                        self.arrive(next, &name, out_ctx.clone());
-                    }
-                }
-            }
-            if !leads_on {
-                self.state.terminal.extend(out_ctx);
-            }
-        }
-        if !fired {
-            self.state.terminal.extend(ctx);
-        }
-        if retry && self.may_start() {
-            self.restart(idx, 0);
-            return;
-        }
-        if matches!(status, TaskStatus::Failed | TaskStatus::Timeout) && !handled {
-            let message = if status == TaskStatus::Timeout {
-                "Execution timed out. See result for details."
-            } else {
-                "Execution failed. See result for details."
-            };
-            self.fail(Some(&name), message.to_string(), None);
-            if let Some(last) = self.state.errors.last_mut() {
-                last["result"] = result;
-            }
-        }
-    }
-
-    /// `Some(delay)` when the task's `retry` asks for another attempt.
-    fn should_retry(
-        &self,
-        task: &TaskSpec,
-        idx: usize,
-        scope: &Scope<'_>,
-    ) -> Result<Option<u64>, (String, ExprError)> {
-        let Some(retry) = &task.retry else {
-            return Ok(None);
-        };
-        let f = |field: &str| format!("tasks.{}.retry.{field}", task.name);
-        let count = match expr::render(&self.env, &retry.count, scope).map_err(|e| (f("count"), e))? {
-            Json::Number(n) => n.as_u64().unwrap_or(0),
-            Json::String(s) => s.trim().parse().unwrap_or(0),
-            _ => 0,
-        };
-        if u64::from(self.state.tasks[idx].attempt) >= count {
-            return Ok(None);
-        }
-        if let Some(when) = &retry.when
-            && !expr::holds(&self.env, when, scope).map_err(|e| (f("when"), e))?
-        {
-            return Ok(None);
-        }
-        let delay = match &retry.delay {
-            Some(d) => seconds_ms(&self.env, d, scope).map_err(|e| (f("delay"), e))?,
-            None => 0,
-        };
-        Ok(Some(delay))
-    }
-
-    /// Runs the instance again as its next attempt.
-    fn restart(&mut self, idx: usize, delay_ms: u64) {
-        let inst = &mut self.state.tasks[idx];
-        inst.attempt += 1;
-        inst.delay_ms = delay_ms;
-        inst.status = TaskStatus::Running;
-        for s in &mut inst.slots {
-            s.status = SlotStatus::Waiting;
-            s.result = Json::Null;
-        }
-        self.advance(idx);
-    }
-
-    /// A transition from `from` reached `target` with context `ctx`.
-    fn arrive(&mut self, target: &str, from: &str, ctx: Map<String, Json>) {
-        let spec = self.spec;
-        let Some(task) = spec.task(target) else {
-            return;
-        };
-        let Some(join) = task.join else {
-            self.schedule(target, ctx);
-            return;
-        };
-        let pos = match self.state.staged.iter().position(|s| s.task == target) {
-            Some(p) => p,
-            None => {
-                self.state.staged.push(StagedJoin {
-                    task: target.to_string(),
-                    sources: Vec::new(),
-                    contexts: Vec::new(),
-                });
-                self.state.staged.len() - 1
-            }
-        };
-        let staged = &mut self.state.staged[pos];
-        if !staged.sources.iter().any(|s| s == from) {
-            staged.sources.push(from.to_string());
-        }
-        staged.contexts.push(ctx);
-        let needed = match join {
-            Join::All => spec.inbound(target).len(),
-            Join::Count(n) => n as usize,
-        };
-        if staged.sources.len() >= needed {
-            let staged = self.state.staged.remove(pos);
-            let mut merged = Map::new();
-            for c in staged.contexts {
-                merged.extend(c);
-            }
-            self.schedule(target, merged);
-        }
-    }
-}
-
-/// Seconds (a number or an expression) as milliseconds.
-fn seconds_ms(env: &Environment<'_>, value: &Json, scope: &Scope<'_>) -> Result<u64, ExprError> {
-    let v = expr::render(env, value, scope)?;
-    let secs = match &v {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    match secs {
-        Some(s) if s >= 0.0 && s.is_finite() => Ok((s * 1000.0).round() as u64),
-        _ => Err(ExprError {
-            expression: value.to_string(),
-            reason: format!("expected a number of seconds, found {v}"),
-        }),
-    }
 }

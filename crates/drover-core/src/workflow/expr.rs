@@ -7,12 +7,44 @@
 //! `item(name)`. Undefined names are errors that quote the expression.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
 use serde_json::{Map, Value as Json};
 
 use crate::automation::jinja;
+
+/// The shared Jinja environment (built once: building one costs more than most
+/// evaluations).
+pub fn environment() -> &'static Environment<'static> {
+    static ENV: LazyLock<Environment<'static>> = LazyLock::new(jinja::environment);
+    &ENV
+}
+
+/// Whether `text` holds Jinja syntax (plain strings skip the engine).
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// A minijinja error on one line: its kind, detail and causes.
+pub(super) fn describe(e: &Error) -> String {
+    let mut text = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        text.push_str(": ");
+        text.push_str(detail);
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Every task's latest status by name, shared by the evaluations of one call.
+pub type Statuses = Arc<BTreeMap<String, String>>;
 
 /// What an expression sees.
 #[derive(Debug, Clone, Copy)]
@@ -24,9 +56,10 @@ pub struct Scope<'a> {
     /// The finished task's status (`succeeded`, `failed`, …).
     pub status: Option<&'a str>,
     /// Every task's latest status, for `task_status(name)`.
-    pub statuses: &'a BTreeMap<String, String>,
-    /// The current item and the names bound to it, inside with-items.
-    pub item: Option<(&'a Json, &'a [String])>,
+    pub statuses: &'a Statuses,
+    /// The current item inside with-items: with `x, y in …` a mapping of those names
+    /// (`item()` is the mapping, `item(x)` one value), else the item itself.
+    pub item: Option<&'a Json>,
 }
 
 /// An expression that could not be evaluated.
@@ -59,11 +92,11 @@ fn to_value(json: &Json) -> Value {
 impl Scope<'_> {
     /// The template context: Orquesta's functions, bound to this scope.
     fn context(&self) -> Value {
-        let ctx = to_value(&Json::Object(self.ctx.clone()));
+        let ctx = Value::from(Serde(self.ctx));
         let result = self.result.map(to_value);
         let status = self.status.map(str::to_string);
-        let statuses = self.statuses.clone();
-        let item = self.item.map(|(v, names)| (to_value(v), names.to_vec()));
+        let statuses = Arc::clone(self.statuses);
+        let item = self.item.map(to_value);
         let ctx_fn = move |name: Option<String>| -> Result<Value, Error> {
             match name {
                 None => Ok(ctx.clone()),
@@ -94,21 +127,15 @@ impl Scope<'_> {
                 .map_or(Value::from(()), |s| Value::from(s.as_str()))
         };
         let item_fn = move |name: Option<String>| -> Result<Value, Error> {
-            let Some((value, names)) = &item else {
+            let Some(value) = &item else {
                 return Err(undefined("item() is only defined inside with items".into()));
             };
-            match name {
-                None => Ok(value.clone()),
-                Some(n) => {
-                    let Some(i) = names.iter().position(|x| *x == n) else {
-                        return Err(undefined(format!("`{n}` is no item variable")));
-                    };
-                    if names.len() == 1 {
-                        Ok(value.clone())
-                    } else {
-                        value.get_item_by_index(i)
-                    }
-                }
+            let Some(n) = name else {
+                return Ok(value.clone());
+            };
+            match value.get_attr(&n) {
+                Ok(v) if !v.is_undefined() => Ok(v),
+                _ => Err(undefined(format!("`{n}` is no item variable"))),
             }
         };
         minijinja::context! {
@@ -125,8 +152,12 @@ impl Scope<'_> {
 
 /// Evaluates `template`: a sole `{{ expr }}` yields its native value, anything else
 /// renders to text.
-pub fn evaluate(env: &Environment<'_>, template: &str, scope: &Scope<'_>) -> Result<Json, ExprError> {
-    if !jinja::is_template(template) {
+pub fn evaluate(
+    env: &Environment<'_>,
+    template: &str,
+    scope: &Scope<'_>,
+) -> Result<Json, ExprError> {
+    if !is_template(template) {
         return Ok(Json::String(template.to_string()));
     }
     Ok(jinja::eval_native(env, template, &scope.context())?)
@@ -142,7 +173,7 @@ pub fn render(env: &Environment<'_>, value: &Json, scope: &Scope<'_>) -> Result<
 
 fn contains_template(value: &Json) -> bool {
     match value {
-        Json::String(s) => jinja::is_template(s),
+        Json::String(s) => is_template(s),
         Json::Array(items) => items.iter().any(contains_template),
         Json::Object(map) => map.values().any(contains_template),
         _ => false,
@@ -173,19 +204,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn scope_eval(text: &str, ctx: Json, result: Option<&Json>, status: Option<&str>) -> Result<Json, ExprError> {
+    fn scope_eval(
+        text: &str,
+        ctx: Json,
+        result: Option<&Json>,
+        status: Option<&str>,
+    ) -> Result<Json, ExprError> {
         let env = jinja::environment();
         let ctx = ctx.as_object().cloned().unwrap_or_default();
-        let mut statuses = BTreeMap::new();
-        statuses.insert("a".to_string(), "succeeded".to_string());
-        let names = vec!["x".to_string()];
-        let item = json!(7);
+        let statuses = Arc::new(BTreeMap::from([("a".to_string(), "succeeded".to_string())]));
+        let item = json!({"x": 7});
         let scope = Scope {
             ctx: &ctx,
             result,
             status,
             statuses: &statuses,
-            item: Some((&item, &names)),
+            item: Some(&item),
         };
         evaluate(&env, text, &scope)
     }
@@ -203,18 +237,29 @@ mod tests {
             ("{{ completed() }}", json!(true)),
             ("{{ task_status('a') }}", json!("succeeded")),
             ("{{ task_status('zz') is none }}", json!(true)),
-            ("{{ item() + item('x') }}", json!(14)),
+            ("{{ item().x + item('x') }}", json!(14)),
             ("plain", json!("plain")),
         ];
         for (text, want) in cases {
-            let got = scope_eval(text, json!({"n": 1, "s": "hi"}), Some(&r), Some("succeeded"));
+            let got = scope_eval(
+                text,
+                json!({"n": 1, "s": "hi"}),
+                Some(&r),
+                Some("succeeded"),
+            );
             assert_eq!(got.as_ref().ok(), Some(want), "{text}: {got:?}");
         }
     }
 
     #[test]
     fn undefined_is_an_error_quoting_the_expression() {
-        for text in ["{{ ctx('missing') }}", "{{ ctx().missing }}", "{{ nope }}", "{{ result() }}", "{{ item('y') }}"] {
+        for text in [
+            "{{ ctx('missing') }}",
+            "{{ ctx().missing }}",
+            "{{ nope }}",
+            "{{ result() }}",
+            "{{ item('y') }}",
+        ] {
             let e = scope_eval(text, json!({}), None, None).unwrap_err();
             assert_eq!(e.expression, text);
         }

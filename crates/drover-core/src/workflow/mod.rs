@@ -4,11 +4,15 @@
 //!
 //! - [`spec`] — decoding and validation, every problem located.
 //! - [`expr`] — `ctx()`, `result()`, `succeeded()`, `item()` … over the Jinja environment.
-//! - [`conductor`] — [`WorkflowState`](conductor::WorkflowState) and the calls that move it.
+//! - [`state`] — [`WorkflowState`](state::WorkflowState), task keys, outcomes, directives.
+//! - [`conductor`] — the calls that move a workflow: start, task finished, pause,
+//!   resume, cancel.
 
 pub mod conductor;
+mod decide;
 pub mod expr;
 pub mod spec;
+pub mod state;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use super::expr::{describe, is_template};
 use crate::automation::jinja;
 use crate::model::decode::{Fields, entries, list, string, wrong_type};
 use crate::model::error::{ModelError, Sink};
@@ -112,7 +113,7 @@ impl WorkflowSpec {
             .tasks
             .iter()
             .filter_map(|t| t.action.clone())
-            .filter(|a| !jinja::is_template(a))
+            .filter(|a| !is_template(a))
             .collect();
         refs.sort();
         refs.dedup();
@@ -124,20 +125,26 @@ impl WorkflowSpec {
         self.tasks.iter().find(|t| t.name == name)
     }
 
-    /// Tasks no transition leads to: where the workflow starts.
+    /// Tasks no transition leads to: where the workflow starts (sorted by name, as
+    /// Orquesta schedules them).
     pub fn start_tasks(&self) -> Vec<&str> {
-        self.tasks
+        let mut names: Vec<&str> = self
+            .tasks
             .iter()
             .filter(|t| self.inbound(&t.name).is_empty())
             .map(|t| t.name.as_str())
-            .collect()
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// The distinct tasks with a transition to `name` (itself excluded).
     pub fn inbound(&self, name: &str) -> Vec<&str> {
         self.tasks
             .iter()
-            .filter(|t| t.name != name && t.next.iter().any(|n| n.targets.iter().any(|d| d == name)))
+            .filter(|t| {
+                t.name != name && t.next.iter().any(|n| n.targets.iter().any(|d| d == name))
+            })
             .map(|t| t.name.as_str())
             .collect()
     }
@@ -243,7 +250,11 @@ fn decode_top(sink: &mut Sink<'_>, doc: &Node, start: Pos) -> Option<WorkflowSpe
 /// `input`/`vars`: a list of names or of one-entry `{name: default}` mappings.
 fn params(sink: &mut Sink<'_>, node: &Node, field: &str) -> Vec<Param> {
     let mut out = Vec::new();
-    for (i, item) in list(sink, node, field).unwrap_or_default().iter().enumerate() {
+    for (i, item) in list(sink, node, field)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let path = format!("{field}[{i}]");
         match &item.value {
             Value::Str(name) => out.push(Param {
@@ -267,6 +278,18 @@ fn params(sink: &mut Sink<'_>, node: &Node, field: &str) -> Vec<Param> {
 /// `output`/`publish`: a list of one-entry mappings, or one mapping.
 fn named_values(sink: &mut Sink<'_>, node: &Node, field: &str) -> Vec<(String, Json)> {
     match &node.value {
+        // `publish: a=1 b="{{ result() }}"`, Orquesta's inline form.
+        Value::Str(text) => match inline_params(text) {
+            Some(Json::Object(map)) => map.into_iter().collect(),
+            _ => {
+                sink.push(
+                    node.pos,
+                    field,
+                    "expected `name=value …` or a list of `name: value`",
+                );
+                Vec::new()
+            }
+        },
         Value::Map(_) => entries(sink, node, field)
             .unwrap_or_default()
             .into_iter()
@@ -297,11 +320,31 @@ fn named_values(sink: &mut Sink<'_>, node: &Node, field: &str) -> Vec<(String, J
 fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec> {
     let path = format!("tasks.{name}");
     let fields = Fields::read(sink, node, node.pos, &path, TASK_KEYS)?;
-    let action = fields
+    let action_text = fields
         .get("action")
         .and_then(|n| string(sink, n, &fields.field("action")))
-        .map(|s| s.trim().to_string());
+        .map(str::trim);
+    // `action: core.local cmd="ls -l"`: inline input replaces `input`, as in Orquesta.
+    let (action, inline) = match action_text {
+        Some(text) if !is_template(text) && text.contains(char::is_whitespace) => {
+            let (name, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+            let inline = inline_params(rest);
+            if inline.is_none()
+                && let Some(n) = fields.get("action")
+            {
+                sink.push(
+                    n.pos,
+                    &fields.field("action"),
+                    format!("expected `pack.action key=value …`, found `{text}`"),
+                );
+            }
+            (Some(name.to_string()), inline)
+        }
+        Some(text) => (Some(text.to_string()), None),
+        None => (None, None),
+    };
     let input = match fields.get("input") {
+        _ if inline.is_some() => inline.unwrap_or_default(),
         Some(n) if matches!(n.value, Value::Map(_)) => n.to_json(),
         Some(n) => {
             wrong_type(sink, n, &fields.field("input"), "a mapping");
@@ -311,7 +354,11 @@ fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec>
     };
     let mut next = Vec::new();
     if let Some(n) = fields.get("next") {
-        for (i, item) in list(sink, n, &fields.field("next")).unwrap_or_default().iter().enumerate() {
+        for (i, item) in list(sink, n, &fields.field("next"))
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             if let Some(t) = decode_transition(sink, item, &format!("{path}.next[{i}]")) {
                 next.push(t);
             }
@@ -328,7 +375,9 @@ fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec>
             }
         }
     });
-    let with = fields.get("with").and_then(|n| decode_with(sink, n, &fields.field("with")));
+    let with = fields
+        .get("with")
+        .and_then(|n| decode_with(sink, n, &fields.field("with")));
     let retry = fields.sub(sink, "retry", RETRY_KEYS).map(|r| Retry {
         when: r
             .get("when")
@@ -348,6 +397,52 @@ fn decode_task(sink: &mut Sink<'_>, name: &str, node: &Node) -> Option<TaskSpec>
         retry,
         delay,
     })
+}
+
+/// `a=1 b="two words" c='x'` → `{"a": 1, "b": "two words", "c": "x"}` (unquoted values
+/// read as JSON when they are JSON); `None` when a word is no `key=value`.
+fn inline_params(text: &str) -> Option<Json> {
+    let mut out = serde_json::Map::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        if key.is_empty() || !key.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+        let (value, tail) = match after.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let end = after[1..].find(q)? + 1;
+                (Json::String(after[1..end].to_string()), &after[end + 1..])
+            }
+            _ => {
+                let end = unquoted_end(after);
+                let raw = &after[..end];
+                let value = serde_json::from_str(raw).unwrap_or_else(|_| Json::String(raw.into()));
+                (value, &after[end..])
+            }
+        };
+        out.insert(key.to_string(), value);
+        rest = tail.trim_start();
+    }
+    Some(Json::Object(out))
+}
+
+/// Where an unquoted inline value ends: at whitespace outside `{{ … }}`.
+fn unquoted_end(text: &str) -> usize {
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        if rest.starts_with("{{") {
+            i += rest.find("}}").map_or(rest.len(), |e| e + 2);
+            continue;
+        }
+        match rest.chars().next() {
+            Some(c) if c.is_whitespace() => return i,
+            Some(c) => i += c.len_utf8(),
+            None => break,
+        }
+    }
+    text.len()
 }
 
 fn decode_transition(sink: &mut Sink<'_>, node: &Node, path: &str) -> Option<Transition> {
@@ -374,7 +469,12 @@ fn decode_transition(sink: &mut Sink<'_>, node: &Node, path: &str) -> Option<Tra
                 .flat_map(|(_, s, _)| split_targets(s))
                 .collect(),
             _ => {
-                wrong_type(sink, n, &fields.field("do"), "a task name or a list of them");
+                wrong_type(
+                    sink,
+                    n,
+                    &fields.field("do"),
+                    "a task name or a list of them",
+                );
                 Vec::new()
             }
         },
@@ -408,7 +508,11 @@ fn decode_with(sink: &mut Sink<'_>, node: &Node, path: &str) -> Option<WithItems
     let text = string(sink, items_node, &field)?;
     let (vars, items) = split_items(text);
     if items.is_empty() {
-        sink.push(items_node.pos, &field, "expected an expression yielding the items");
+        sink.push(
+            items_node.pos,
+            &field,
+            "expected an expression yielding the items",
+        );
         return None;
     }
     Some(WithItems {
@@ -424,9 +528,8 @@ pub fn split_items(text: &str) -> (Vec<String>, String) {
     if let Some(at) = text.find(" in ") {
         let head = &text[..at];
         let names: Vec<&str> = head.split(',').map(str::trim).collect();
-        let is_name = |n: &&str| {
-            !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_')
-        };
+        let is_name =
+            |n: &&str| !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_');
         if !head.contains("{{") && names.iter().all(is_name) {
             let expr = text[at + 4..].trim().to_string();
             return (names.into_iter().map(str::to_string).collect(), expr);
@@ -465,7 +568,9 @@ fn check_expressions(sink: &mut Sink<'_>, node: &Node, path: &str) {
 
 fn check_string(sink: &mut Sink<'_>, pos: Pos, path: &str, text: &str) {
     if let Some(start) = text.find("<%") {
-        let end = text[start..].find("%>").map_or(text.len(), |e| start + e + 2);
+        let end = text[start..]
+            .find("%>")
+            .map_or(text.len(), |e| start + e + 2);
         sink.push(
             pos,
             path,
@@ -476,12 +581,12 @@ fn check_string(sink: &mut Sink<'_>, pos: Pos, path: &str, text: &str) {
         );
         return;
     }
-    if !jinja::is_template(text) {
+    if !is_template(text) {
         return;
     }
     // `x in {{ e }}` (with items) is checked on its expression part.
     let (_, text) = split_items(text);
-    let env = jinja::environment();
+    let env = super::expr::environment();
     let compiled = match jinja::sole_expression(&text) {
         Some(expr) => env.compile_expression(expr).map(|_| ()),
         None => env.template_from_str(&text).map(|_| ()),
@@ -490,7 +595,7 @@ fn check_string(sink: &mut Sink<'_>, pos: Pos, path: &str, text: &str) {
         sink.push(
             pos,
             path,
-            format!("bad Jinja in `{text}`: {}", jinja::describe(&e)),
+            format!("bad Jinja in `{text}`: {}", describe(&e)),
         );
     }
 }
@@ -549,7 +654,9 @@ fn check_graph(sink: &mut Sink<'_>, doc: &Node, spec: &WorkflowSpec) {
         if let Some(Join::Count(n)) = task.join {
             let inbound = spec.inbound(&task.name).len();
             if (n as usize) > inbound {
-                let pos = node.and_then(|nd| field_node(nd, "join")).map_or(here, |n| n.pos);
+                let pos = node
+                    .and_then(|nd| field_node(nd, "join"))
+                    .map_or(here, |n| n.pos);
                 sink.push(
                     pos,
                     &format!("tasks.{}.join", task.name),

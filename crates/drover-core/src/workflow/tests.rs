@@ -2,10 +2,11 @@
 
 use serde_json::{Map, Value as Json, json};
 
-use super::conductor::{
-    self, Directive, OutcomeStatus, TaskKey, TaskOutcome, WorkflowState, WorkflowStatus,
-};
+use super::conductor;
 use super::spec::{WorkflowSpec, decode_workflow};
+use super::state::{
+    Directive, OutcomeStatus, TaskKey, TaskOutcome, WorkflowError, WorkflowState, WorkflowStatus,
+};
 
 fn spec(text: &str) -> WorkflowSpec {
     match decode_workflow("wf.yaml", text) {
@@ -168,7 +169,10 @@ fn sequential_chain_publishes_and_outputs() {
     assert_eq!(sim.status(), None);
     sim.ok("c@0.0", json!({}));
     assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
-    assert_eq!(sim.output(), json!({"n": 42, "last": "out", "both": "42/out"}));
+    assert_eq!(
+        sim.output(),
+        json!({"n": 42, "last": "out", "both": "42/out"})
+    );
     assert_eq!(
         sim.spec.actions(),
         vec!["core.echo".to_string(), "core.local".to_string()]
@@ -268,7 +272,10 @@ fn join_n_fires_once_after_n_branches() {
     sim.ok("merge@0.0", json!(null));
     assert_eq!(sim.keys(), Vec::<String>::new());
     assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
-    assert_eq!(sim.state.tasks.iter().filter(|t| t.name == "merge").count(), 1);
+    assert_eq!(
+        sim.state.tasks.iter().filter(|t| t.name == "merge").count(),
+        1
+    );
 }
 
 const ITEMS: &str = r#"
@@ -281,7 +288,7 @@ tasks:
       concurrency: 2
     action: core.ping
     input:
-      host: "{{ item(host) }}"
+      host: "{{ item('host') }}"
       also: "{{ item() }}"
     next:
       - publish: [{all: "{{ result() }}"}]
@@ -292,11 +299,20 @@ output:
 #[test]
 fn with_items_keeps_the_window_and_orders_results() {
     let hosts = json!(["h0", "h1", "h2", "h3", "h4"]);
-    let mut sim = Sim::start(&ITEMS.replace("item(host)", "item('host')"), json!({"hosts": hosts}));
+    let mut sim = Sim::start(ITEMS, json!({"hosts": hosts}));
     assert_eq!(sim.keys(), ["each@0#0.0", "each@0#1.0"]);
-    assert_eq!(sim.input_of("each@0#1.0"), json!({"host": "h1", "also": "h1"}));
+    assert_eq!(
+        sim.input_of("each@0#1.0"),
+        json!({"host": "h1", "also": {"host": "h1"}})
+    );
     // End them out of order; never more than two in flight.
-    let order = ["each@0#1.0", "each@0#0.0", "each@0#3.0", "each@0#2.0", "each@0#4.0"];
+    let order = [
+        "each@0#1.0",
+        "each@0#0.0",
+        "each@0#3.0",
+        "each@0#2.0",
+        "each@0#4.0",
+    ];
     for key in order {
         let item: usize = key[7..8].parse().unwrap();
         sim.ok(key, json!(format!("r{item}")));
@@ -326,6 +342,22 @@ tasks:
     sim.ok("each@0#2.0", json!(null));
     assert_eq!(sim.status(), Some(WorkflowStatus::Failed));
     assert_eq!(sim.errors()[0]["task_id"], json!("each"));
+}
+
+#[test]
+fn with_items_binds_several_names() {
+    let text = r#"
+version: 1.0
+tasks:
+  each:
+    with:
+      items: n, word in {{ [[1, 'one'], [2, 'two']] }}
+    action: core.say
+    input: {text: "{{ item('n') }}={{ item().word }}"}
+"#;
+    let sim = Sim::start(text, json!({}));
+    assert_eq!(sim.input_of("each@0#0.0"), json!({"text": "1=one"}));
+    assert_eq!(sim.input_of("each@0#1.0"), json!({"text": "2=two"}));
 }
 
 const RETRY: &str = r#"
@@ -376,6 +408,25 @@ fn retry_until_count_when_the_condition_holds() {
 }
 
 #[test]
+fn retry_when_polls_a_succeeded_task() {
+    let text = r#"
+version: 1.0
+tasks:
+  poll:
+    action: core.status
+    retry:
+      when: "{{ result().state != 'ready' }}"
+      count: 5
+"#;
+    let mut sim = Sim::start(text, json!({}));
+    sim.ok("poll@0.0", json!({"state": "starting"}));
+    sim.ok("poll@0.1", json!({"state": "starting"}));
+    sim.ok("poll@0.2", json!({"state": "ready"}));
+    assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
+    assert_eq!(sim.delays["poll@0.1"], 0);
+}
+
+#[test]
 fn engine_commands() {
     let text = r#"
 version: 1.0
@@ -401,7 +452,9 @@ tasks:
     }
     // `fail` on success fails the workflow.
     let mut sim = Sim::start(
-        &text.replace("{{ failed() }}", "{{ succeeded() }}").replace("CMD", "fail"),
+        &text
+            .replace("{{ failed() }}", "{{ succeeded() }}")
+            .replace("CMD", "fail"),
         json!({}),
     );
     sim.ok("t@0.0", json!(null));
@@ -442,6 +495,41 @@ tasks:
 }
 
 #[test]
+fn failing_workflow_leaves_waiting_items_and_stays_failed() {
+    let text = r#"
+version: 1.0
+tasks:
+  a:
+    action: core.a
+  each:
+    with: {items: "{{ [1, 2, 3] }}", concurrency: 1}
+    action: core.each
+    next: [{publish: "count={{ result() | length }} first={{ result()[0] }}", do: after}]
+  after:
+    action: core.after
+"#;
+    let mut sim = Sim::start(text, json!({}));
+    assert_eq!(sim.keys(), ["a@0.0", "each@0#0.0"]);
+    sim.fail("a@0.0");
+    sim.ok("each@0#0.0", json!(null));
+    assert_eq!(sim.keys(), Vec::<String>::new());
+    assert_eq!(sim.status(), Some(WorkflowStatus::Failed));
+    assert_eq!(sim.errors().len(), 1);
+
+    // The same workflow, nothing failing: inline publish reaches `after`.
+    let text = text.replace(
+        "action: core.after",
+        "action: core.after\n    input: {n: \"{{ ctx().count }}\"}",
+    );
+    let mut sim = Sim::start(&text, json!({}));
+    sim.ok("a@0.0", json!(null));
+    for i in 0..3 {
+        sim.ok(&format!("each@0#{i}.0"), json!(i));
+    }
+    assert_eq!(sim.input_of("after@0.0"), json!({"n": 3}));
+}
+
+#[test]
 fn published_variables_flow_downstream_only() {
     let text = r#"
 version: 1.0
@@ -468,7 +556,10 @@ tasks:
     let e = &sim.state.errors[0];
     assert_eq!(e["task_id"], json!("c"));
     assert_eq!(e["expression"], json!("{{ ctx().y }}"));
-    assert!(e["message"].as_str().unwrap().contains("tasks.c.input"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("tasks.c.input"),
+        "{e}"
+    );
     sim.ok("b@0.0", json!(null));
     assert_eq!(sim.status(), Some(WorkflowStatus::Failed));
 }
@@ -492,16 +583,22 @@ tasks:
     let e = &sim.errors()[0];
     assert_eq!(e["task_id"], json!("a"));
     assert_eq!(e["expression"], json!("{{ result().missing.deeper }}"));
-    assert!(e["message"].as_str().unwrap().starts_with("next[0].when"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("next[0].when"),
+        "{e}"
+    );
 }
 
 #[test]
 fn input_is_checked_and_defaults_evaluated() {
     let s = spec(CHAIN);
-    let bad = json!({"who": "x", "whom": "y"}).as_object().cloned().unwrap();
+    let bad = json!({"who": "x", "whom": "y"})
+        .as_object()
+        .cloned()
+        .unwrap();
     assert_eq!(
         conductor::start(&s, bad).unwrap_err(),
-        conductor::WorkflowError::UnknownInput(vec!["whom".into()])
+        WorkflowError::UnknownInput(vec!["whom".into()])
     );
     let (state, _) = conductor::start(&s, Map::new()).unwrap();
     assert_eq!(state.context["who"], Json::Null);
@@ -564,8 +661,7 @@ fn cancel_waits_for_running_tasks_and_starts_nothing() {
 #[test]
 fn state_survives_a_json_round_trip_mid_run() {
     let hosts = json!(["h0", "h1", "h2", "h3", "h4"]);
-    let text = ITEMS.replace("item(host)", "item('host')");
-    let mut a = Sim::start(&text, json!({"hosts": hosts}));
+    let mut a = Sim::start(ITEMS, json!({"hosts": hosts}));
     a.ok("each@0#0.0", json!("r0"));
     let saved = serde_json::to_string(&a.state).unwrap();
     let restored: WorkflowState = serde_json::from_str(&saved).unwrap();
@@ -654,7 +750,9 @@ fn decode_errors_are_located() {
     let cases: &[(&str, &[&str])] = &[
         (
             "version: 1.0\ntasks:\n  restart:\n    action: core.local\n    next:\n      - when: <% succeeded() %>\n        do: done\n  done:\n    action: core.noop\n",
-            &["6:15: tasks.restart.next[0].when: YAQL expressions are not supported yet; use Jinja {{ }}: `<% succeeded() %>`"],
+            &[
+                "6:15: tasks.restart.next[0].when: YAQL expressions are not supported yet; use Jinja {{ }}: `<% succeeded() %>`",
+            ],
         ),
         (
             "version: 1.0\ntasks:\n  a:\n    action: core.local\n    inptu: {}\n",
@@ -678,11 +776,16 @@ fn decode_errors_are_located() {
         ),
         (
             "version: 2.0\nbogus: 1\ntasks:\n  a:\n    action: x.y\n",
-            &["1:10: version: expected version `1.0`", "2:1: bogus: unknown field `bogus`"],
+            &[
+                "1:10: version: expected version `1.0`",
+                "2:1: bogus: unknown field `bogus`",
+            ],
         ),
         (
             "version: 1.0\ntasks:\n  a:\n    action: x.y\n    with:\n      items: x in <% $.xs %>\n",
-            &["6:14: tasks.a.with.items: YAQL expressions are not supported yet; use Jinja {{ }}: `<% $.xs %>`"],
+            &[
+                "6:14: tasks.a.with.items: YAQL expressions are not supported yet; use Jinja {{ }}: `<% $.xs %>`",
+            ],
         ),
         (
             "version: 1.0\ntasks:\n  a:\n    action: x.y\n    join: some\n",
@@ -697,6 +800,65 @@ fn decode_errors_are_located() {
             assert!(g.starts_with(&format!("wf.yaml:{w}")), "got {g}\nwant {w}");
         }
     }
+}
+
+#[test]
+fn inline_action_input() {
+    let s = spec(
+        "version: 1.0\ntasks:\n  a:\n    action: core.local cmd=\"ls -l\" timeout=30 cwd='/tmp' flag=true\n",
+    );
+    assert_eq!(s.tasks[0].action.as_deref(), Some("core.local"));
+    assert_eq!(
+        s.tasks[0].input,
+        json!({"cmd": "ls -l", "timeout": 30, "cwd": "/tmp", "flag": true})
+    );
+    let errors = decode_workflow(
+        "wf.yaml",
+        "version: 1.0\ntasks:\n  a:\n    action: core.local cmd=\"unclosed\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors[0].field, "tasks.a.action");
+    assert_eq!((errors[0].line, errors[0].column), (4, 13));
+}
+
+#[test]
+fn task_delay_and_dynamic_action() {
+    let text = r#"
+version: 1.0
+input: [{wait: 1.5}, {which: core.later}]
+tasks:
+  later:
+    delay: "{{ ctx().wait }}"
+    action: "{{ ctx().which }}"
+"#;
+    let sim = Sim::start(text, json!({}));
+    assert_eq!(sim.delays["later@0.0"], 1500);
+    assert_eq!(sim.running[0].1, "core.later");
+    assert!(sim.spec.actions().is_empty());
+}
+
+#[test]
+fn unsatisfied_join_does_not_hold_the_workflow_open() {
+    let text = r#"
+version: 1.0
+tasks:
+  a:
+    action: core.a
+    next: [{when: "{{ failed() }}", do: both}]
+  b:
+    action: core.b
+    next: [{do: both}]
+  both:
+    join: all
+    action: core.both
+"#;
+    let mut sim = Sim::start(text, json!({}));
+    sim.ok("a@0.0", json!(null));
+    sim.ok("b@0.0", json!(null));
+    assert_eq!(sim.keys(), Vec::<String>::new());
+    assert_eq!(sim.status(), Some(WorkflowStatus::Succeeded));
+    assert_eq!(sim.state.staged.len(), 1);
+    assert_eq!(sim.state.staged[0].sources, ["b"]);
 }
 
 #[test]

@@ -246,6 +246,12 @@ pub(crate) async fn cancel(
     Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Execution>> {
+    let exec = load(&state, &id).await?;
+    if exec.kind == "action" {
+        // Its runner, workflow or remote run stops it (see the automation runtime).
+        state.store.cancel_action(&id, &caller.name).await?;
+        return Ok(Json(load(&state, &id).await?));
+    }
     let settled = state
         .store
         .request_cancel(&id, &caller.name)

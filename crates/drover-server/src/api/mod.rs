@@ -2,6 +2,7 @@
 
 mod agent;
 mod artifacts;
+pub(crate) mod automation;
 pub(crate) mod deploy;
 mod events;
 pub(crate) mod executions;
@@ -69,6 +70,15 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(generators::apply))
         .routes(routes!(events::list))
         .routes(routes!(events::stream))
+        .routes(routes!(automation::list_packs, automation::install_pack))
+        .routes(routes!(automation::remove_pack))
+        .routes(routes!(automation::list_actions))
+        .routes(routes!(automation::get_action))
+        .routes(routes!(automation::run))
+        .routes(routes!(automation::list_rules))
+        .routes(routes!(automation::get_rule))
+        .routes(routes!(automation::switch_rule))
+        .routes(routes!(automation::test_rule))
         .routes(routes!(kv::list))
         .routes(routes!(kv::get, kv::put, kv::delete))
         .routes(routes!(webhooks::list, webhooks::create))

@@ -150,7 +150,12 @@ pub(crate) async fn delete(
 }
 
 /// Whether the call carries the registered webhook's own credential.
-fn own_credential(state: &AppState, hook: &WebhookRow, headers: &HeaderMap, body: &[u8]) -> Option<bool> {
+fn own_credential(
+    state: &AppState,
+    hook: &WebhookRow,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<bool> {
     let secret = state.secrets.open(&aad(&hook.name), &hook.secret).ok()?;
     match hook.auth.as_str() {
         "token" => {

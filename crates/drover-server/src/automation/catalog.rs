@@ -32,8 +32,6 @@ pub(crate) struct Workflow {
     /// The file as installed (stored with each run, so a re-install does not change
     /// running workflows).
     pub text: String,
-    /// Its path in the pack.
-    pub path: String,
     /// The decoded spec.
     pub spec: Arc<WorkflowSpec>,
 }
@@ -53,8 +51,10 @@ pub(crate) struct Catalog {
     pub workflows: HashMap<String, Workflow>,
     /// Every rule (switches applied), by ref order.
     pub rules: Vec<Rule>,
-    /// The enabled rules, indexed for matching.
+    /// The enabled rules whose criteria have no templates, indexed for matching.
     pub ruleset: RuleSet,
+    /// The enabled rules whose criteria patterns are templates (rendered per event).
+    pub templated: Vec<Rule>,
     /// Policies by action ref.
     pub policies: HashMap<String, Vec<Policy>>,
     /// Installed packs that no longer decode (a newer drover refusing an old pack).
@@ -122,7 +122,11 @@ pub(crate) fn check_pack(
         let Some(path) = workflow_path(action) else {
             continue;
         };
-        let Some(file) = pack.workflows.iter().chain(pack.files.iter()).find(|f| f.path == path)
+        let Some(file) = pack
+            .workflows
+            .iter()
+            .chain(pack.files.iter())
+            .find(|f| f.path == path)
         else {
             errors.push(ModelError {
                 file: format!("actions/{}.yaml", action.name),
@@ -150,7 +154,6 @@ pub(crate) fn check_pack(
                     action.reference(),
                     Workflow {
                         text: file.text.clone(),
-                        path: file.path.clone(),
                         spec: Arc::new(spec),
                     },
                 );
@@ -272,7 +275,13 @@ impl Catalog {
             }
         }
         rules.sort_by_key(Rule::reference);
-        c.ruleset = RuleSet::new(rules.clone());
+        let (templated, plain): (Vec<Rule>, Vec<Rule>) = rules
+            .iter()
+            .filter(|r| r.enabled)
+            .cloned()
+            .partition(|r| r.criteria.has_templates());
+        c.ruleset = RuleSet::new(plain);
+        c.templated = templated;
         c.rules = rules;
         c.packs.sort_by(|a, b| a.pack.name.cmp(&b.pack.name));
         c

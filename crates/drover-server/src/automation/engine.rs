@@ -13,13 +13,16 @@ use std::time::Duration;
 
 use drover_core::automation::jinja;
 use drover_core::automation::rule::Rule;
-use drover_core::workflow::conductor::{
-    self, Directive, OutcomeStatus, TaskKey, TaskOutcome, WorkflowState, WorkflowStatus,
-};
+use drover_core::workflow::conductor;
 use drover_core::workflow::spec::{WorkflowSpec, decode_workflow};
+use drover_core::workflow::state::{
+    Directive, OutcomeStatus, TaskKey, TaskOutcome, WorkflowState, WorkflowStatus,
+};
 use drover_proto::events::{Event, types};
 use drover_proto::executions::{Execution, ExecutionStatus};
-use drover_store::{Batch, Enforcement, EventFilter, EventOrder, NewAction, NewEvent, WorkflowWrite};
+use drover_store::{
+    Batch, Enforcement, EventFilter, EventOrder, NewAction, NewEvent, WorkflowWrite,
+};
 use serde_json::{Map, Value, json};
 
 use super::catalog::Catalog;
@@ -176,7 +179,10 @@ impl Work<'_> {
         if self.kv.is_none() {
             self.kv = Some(KvSnapshot::load(self.state).await?);
         }
-        Ok(self.kv.clone().unwrap_or_else(|| unreachable!("just loaded")))
+        Ok(self
+            .kv
+            .clone()
+            .unwrap_or_else(|| unreachable!("just loaded")))
     }
 
     async fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
@@ -197,7 +203,7 @@ impl Work<'_> {
             return Ok(());
         }
         let now = now_ms();
-        let matched: Vec<Rule> = self
+        let mut matched: Vec<Rule> = self
             .catalog
             .ruleset
             .matching(&ev.kind, &ev.payload, now)
@@ -205,6 +211,41 @@ impl Work<'_> {
             .filter(|r| trigger_params_match(r, ev))
             .cloned()
             .collect();
+        let templated: Vec<Rule> = self
+            .catalog
+            .templated
+            .iter()
+            .filter(|r| {
+                drover_core::automation::rule::trigger_matches(&r.trigger.kind, &ev.kind)
+                    && trigger_params_match(r, ev)
+            })
+            .cloned()
+            .collect();
+        if !templated.is_empty() {
+            let kv = self.kv().await?;
+            let env = jinja::environment();
+            let ctx = minijinja::context! {
+                trigger => minijinja::Value::from(minijinja::value::Serde(&ev.payload)),
+                st2kv => jinja::st2kv(kv.for_user("system")),
+            };
+            for r in templated {
+                let mut render =
+                    |t: &str| jinja::eval_native(&env, t, &ctx).map_err(|e| e.to_string());
+                match r.criteria.render(&mut render) {
+                    Ok(c) if c.evaluate(&ev.payload, now) => matched.push(r),
+                    Ok(_) => {}
+                    Err(e) => self.batch.enforcements.push(Enforcement {
+                        rule_ref: r.reference(),
+                        event_id: ev.id,
+                        execution_id: None,
+                        status: "failed".into(),
+                        reason: Some(format!("criteria: {e}")),
+                        throttle_key: None,
+                        source_execution: None,
+                    }),
+                }
+            }
+        }
         for rule in matched {
             self.fire(&rule, ev, now).await?;
         }
@@ -240,10 +281,10 @@ impl Work<'_> {
             let key = jinja::render_text(&env, &t.key, &ctx)
                 .unwrap_or_else(|e| format!("<{}>", e.reason));
             let window = i64::try_from(t.window.as_millis()).unwrap_or(i64::MAX);
-            let in_batch = self
-                .fired
-                .get(&reference)
-                .is_some_and(|f| f.iter().any(|(k, at)| k.as_deref() == Some(&key) && now - at < window));
+            let in_batch = self.fired.get(&reference).is_some_and(|f| {
+                f.iter()
+                    .any(|(k, at)| k.as_deref() == Some(&key) && now - at < window)
+            });
             let stored = self.state.store.last_fired(&reference, &key).await?;
             enforcement.throttle_key = Some(key.clone());
             if in_batch || stored.is_some_and(|at| now - at < window) {
@@ -262,11 +303,14 @@ impl Work<'_> {
             None => (DEFAULT_MAX_PER_MINUTE, Duration::from_secs(60)),
         };
         let per_ms = i64::try_from(per.as_millis()).unwrap_or(i64::MAX);
-        let recent = self.state.store.fired_since(&reference, now - per_ms).await?
-            + self
-                .fired
-                .get(&reference)
-                .map_or(0, |f| f.iter().filter(|(_, at)| now - at < per_ms).count() as i64);
+        let recent = self
+            .state
+            .store
+            .fired_since(&reference, now - per_ms)
+            .await?
+            + self.fired.get(&reference).map_or(0, |f| {
+                f.iter().filter(|(_, at)| now - at < per_ms).count() as i64
+            });
         if recent >= i64::from(count) {
             let reason = format!(
                 "fired {recent} times within {}: over its limit of {count}; the rule is \
@@ -296,7 +340,9 @@ impl Work<'_> {
             Ok(Value::Null) => Map::new(),
             Ok(other) => {
                 enforcement.status = "failed".into();
-                enforcement.reason = Some(format!("action.parameters rendered to {other}, not a mapping"));
+                enforcement.reason = Some(format!(
+                    "action.parameters rendered to {other}, not a mapping"
+                ));
                 self.batch.enforcements.push(enforcement);
                 return Ok(());
             }
@@ -359,9 +405,7 @@ impl Work<'_> {
                 if let Some(parent) = info.parent_id.clone()
                     && let Some(key) = info.task_key.as_deref()
                 {
-                    let key: TaskKey = key
-                        .parse()
-                        .map_err(|e: String| anyhow::anyhow!("{e}"))?;
+                    let key: TaskKey = key.parse().map_err(|e: String| anyhow::anyhow!("{e}"))?;
                     self.task_finished(&parent, &key, outcome_of(&exec)).await?;
                 }
             }

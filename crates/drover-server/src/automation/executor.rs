@@ -127,7 +127,10 @@ fn env_of(values: &Map<String, Value>) -> Vec<(String, String)> {
 }
 
 /// Watches the store for a cancel request of `id`.
-fn cancel_watch(state: &Arc<AppState>, id: &str) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+fn cancel_watch(
+    state: &Arc<AppState>,
+    id: &str,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let token = CancellationToken::new();
     let t = token.clone();
     let s = state.clone();
@@ -201,7 +204,11 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
         if !p.enabled {
             continue;
         }
-        if let PolicyKind::Concurrency { threshold, action: what } = &p.kind {
+        if let PolicyKind::Concurrency {
+            threshold,
+            action: what,
+        } = &p.kind
+        {
             let running = state.store.running_actions(&c.action_ref).await?;
             // `running` counts this one.
             if running > i64::from(*threshold) {
@@ -219,7 +226,10 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
                 } else {
                     state
                         .store
-                        .delay_action(&c.id, chrono::Utc::now().timestamp_millis() + POLICY_DELAY_MS)
+                        .delay_action(
+                            &c.id,
+                            chrono::Utc::now().timestamp_millis() + POLICY_DELAY_MS,
+                        )
                         .await?;
                 }
                 return Ok(());
@@ -244,7 +254,11 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
                     sudo: values.get("sudo").and_then(Value::as_bool).unwrap_or(false),
                 }
             } else {
-                let script = catalog.scripts.get(&c.action_ref).cloned().unwrap_or_default();
+                let script = catalog
+                    .scripts
+                    .get(&c.action_ref)
+                    .cloned()
+                    .unwrap_or_default();
                 let path = script_path(state, &action);
                 write_script(&path, &script).await?;
                 let runner = drover_core::automation::action::runner_parameters(action.runner);
@@ -273,7 +287,11 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
         Runner::RemoteShellCmd | Runner::RemoteShellScript | Runner::DroverRun => {
             let hosts = text(&values, "hosts").unwrap_or_else(|| "all".into());
             let argv = if action.runner == Runner::RemoteShellScript {
-                let script = catalog.scripts.get(&c.action_ref).cloned().unwrap_or_default();
+                let script = catalog
+                    .scripts
+                    .get(&c.action_ref)
+                    .cloned()
+                    .unwrap_or_default();
                 let runner = drover_core::automation::action::runner_parameters(action.runner);
                 let own = args::action_values(&runner, &values);
                 let kwarg_op = text(&values, "kwarg_op").unwrap_or_else(|| "--".into());
@@ -345,9 +363,8 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
             }
         }
         Runner::DroverApply => {
-            let message = text(&values, "message").unwrap_or_else(|| {
-                format!("applied by action execution {}", c.id)
-            });
+            let message = text(&values, "message")
+                .unwrap_or_else(|| format!("applied by action execution {}", c.id));
             match super::builtin::apply_latest(state, &c.actor, &message).await {
                 Ok(v) => (ActionStatus::Succeeded, v),
                 Err(e) => (ActionStatus::Failed, json!({ "error": e })),

@@ -31,11 +31,7 @@ impl Default for Automation {
     fn default() -> Automation {
         Automation {
             catalog: catalog::CatalogCache::default(),
-            controller_id: format!(
-                "{}-{}",
-                std::process::id(),
-                uuid::Uuid::now_v7().simple()
-            ),
+            controller_id: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
         }
     }
 }

@@ -114,12 +114,12 @@ pub(crate) fn prepare(
     let mut stored = values.clone();
     for name in params::secret_names(&schema) {
         if let Some(v) = stored.get_mut(&name) {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+            let (text, is_json) = match &*v {
+                Value::String(s) => (s.clone(), false),
+                other => (other.to_string(), true),
             };
             *v = json!({ "$sealed": state.secrets.seal(&param_aad(id, &name), &text),
-                         "json": !matches!(v, Value::String(_)) });
+                         "json": is_json });
         }
     }
     Ok(Prepared {

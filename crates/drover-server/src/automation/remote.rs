@@ -102,7 +102,7 @@ pub(crate) async fn result_of(state: &Arc<AppState>, run: &Execution) -> anyhow:
     }
     for t in &run.targets {
         let (stdout, stderr) = texts.remove(&t.host_name).unwrap_or_default();
-        let ok = t.status == TargetStatus::Succeeded;
+        let ok = t.status == TargetStatus::Ok;
         out.insert(
             t.host_name.clone(),
             json!({

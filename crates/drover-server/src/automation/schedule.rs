@@ -120,7 +120,8 @@ fn cron(params: &Value) -> Result<croner::Cron, String> {
 }
 
 fn interval_ms(params: &Value) -> Result<i64, String> {
-    let unit = field(params, "unit").ok_or("unit: required (weeks, days, hours, minutes, seconds)")?;
+    let unit =
+        field(params, "unit").ok_or("unit: required (weeks, days, hours, minutes, seconds)")?;
     let per = match unit.as_str() {
         "weeks" => 7 * 86_400_000,
         "days" => 86_400_000,
@@ -169,10 +170,9 @@ pub(crate) fn next_after(kind: &str, params: &Value, after_ms: i64) -> Result<i6
             let at = match DateTime::parse_from_rfc3339(&text) {
                 Ok(t) => t.with_timezone(&Utc),
                 Err(_) => {
-                    let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S")
-                        .map_err(|_| {
-                            format!("date: `{text}` is not YYYY-MM-DD HH:MM:SS or RFC 3339")
-                        })?;
+                    let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S").map_err(
+                        |_| format!("date: `{text}` is not YYYY-MM-DD HH:MM:SS or RFC 3339"),
+                    )?;
                     tz.from_local_datetime(&naive)
                         .earliest()
                         .ok_or_else(|| format!("date: `{text}` does not exist in {tz}"))?
@@ -192,18 +192,26 @@ mod tests {
     use serde_json::json;
 
     fn at(text: &str) -> i64 {
-        DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]
     fn apscheduler_defaults_for_cron_fields() {
         assert_eq!(cron_pattern(&json!({"hour": 2})).unwrap(), "0 0 2 * * *");
-        assert_eq!(cron_pattern(&json!({"minute": "*/5"})).unwrap(), "0 */5 * * * *");
+        assert_eq!(
+            cron_pattern(&json!({"minute": "*/5"})).unwrap(),
+            "0 */5 * * * *"
+        );
         assert_eq!(
             cron_pattern(&json!({"day_of_week": "0-4", "hour": 9})).unwrap(),
             "0 0 9 * * MON-FRI"
         );
-        assert_eq!(cron_pattern(&json!({"second": "*/10"})).unwrap(), "*/10 * * * * *");
+        assert_eq!(
+            cron_pattern(&json!({"second": "*/10"})).unwrap(),
+            "*/10 * * * * *"
+        );
         assert!(cron_pattern(&json!({"week": 3})).is_err());
     }
 
@@ -211,7 +219,12 @@ mod tests {
     fn next_firings() {
         let base = at("2026-11-22T10:00:30Z");
         assert_eq!(
-            next_after("timer.interval", &json!({"unit": "seconds", "delta": 5}), base).unwrap(),
+            next_after(
+                "timer.interval",
+                &json!({"unit": "seconds", "delta": 5}),
+                base
+            )
+            .unwrap(),
             base + 5_000
         );
         assert_eq!(
@@ -219,13 +232,22 @@ mod tests {
             at("2026-11-23T02:00:00Z")
         );
         assert_eq!(
-            next_after("timer.cron", &json!({"hour": 2, "timezone": "Europe/Paris"}), base)
-                .unwrap(),
+            next_after(
+                "timer.cron",
+                &json!({"hour": 2, "timezone": "Europe/Paris"}),
+                base
+            )
+            .unwrap(),
             at("2026-11-23T01:00:00Z")
         );
         // 2026-11-22 is a Sunday: the next weekday 09:00 is Monday.
         assert_eq!(
-            next_after("timer.cron", &json!({"day_of_week": "0-4", "hour": 9}), base).unwrap(),
+            next_after(
+                "timer.cron",
+                &json!({"day_of_week": "0-4", "hour": 9}),
+                base
+            )
+            .unwrap(),
             at("2026-11-23T09:00:00Z")
         );
         assert_eq!(
@@ -237,9 +259,21 @@ mod tests {
             NEVER
         );
         for (kind, params, needle) in [
-            ("timer.interval", json!({"unit": "fortnights", "delta": 1}), "unit"),
-            ("timer.interval", json!({"unit": "seconds", "delta": 0}), "delta"),
-            ("timer.cron", json!({"hour": 2, "timezone": "Mars/Olympus"}), "timezone"),
+            (
+                "timer.interval",
+                json!({"unit": "fortnights", "delta": 1}),
+                "unit",
+            ),
+            (
+                "timer.interval",
+                json!({"unit": "seconds", "delta": 0}),
+                "delta",
+            ),
+            (
+                "timer.cron",
+                json!({"hour": 2, "timezone": "Mars/Olympus"}),
+                "timezone",
+            ),
             ("timer.cron", json!({"hour": 25}), "cron"),
             ("timer.date", json!({"date": "tomorrow"}), "date"),
         ] {

@@ -36,8 +36,8 @@ async fn tick(state: &Arc<AppState>, synced_epoch: &mut i64) -> anyhow::Result<(
             if !r.trigger.kind.starts_with("timer.") {
                 continue;
             }
-            let spec = json!({ "type": r.trigger.kind, "parameters": r.trigger.parameters })
-                .to_string();
+            let spec =
+                json!({ "type": r.trigger.kind, "parameters": r.trigger.parameters }).to_string();
             match schedule::next_after(&r.trigger.kind, &r.trigger.parameters, now) {
                 Ok(next) => wanted.push(TimerRow {
                     rule_ref: r.reference(),

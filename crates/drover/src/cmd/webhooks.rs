@@ -94,19 +94,15 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let hook: WebhookInfo = client
-                .post(
-                    "/webhooks",
-                    &WebhookCreate {
-                        name,
-                        auth,
-                        secret,
-                    },
-                )
+                .post("/webhooks", &WebhookCreate { name, auth, secret })
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&hook)?);
             } else {
-                println!("registered webhook {} ({}) at {}", hook.name, hook.auth, hook.path);
+                println!(
+                    "registered webhook {} ({}) at {}",
+                    hook.name, hook.auth, hook.path
+                );
                 if let Some(s) = &hook.secret {
                     println!("secret (shown once): {s}");
                 }
