@@ -14,7 +14,8 @@
 //! response's content type is `application/json` (parameters such as `charset` ignored),
 //! and `parsed` says whether it was. Status: succeeded for 200–206, failed for every other
 //! code (redirects included), timeout when the request timed out (result `{error}`).
-//! Parameters that cannot be used give a failed result `{error}` before anything is sent.
+//! Parameters that cannot be used give a failed result `{error}` before anything is sent;
+//! so does a response body over 16 MiB.
 
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ use super::ActionStatus;
 const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
 /// Redirects followed when `allow_redirects` is true (Python requests' limit).
 const MAX_REDIRECTS: usize = 30;
+/// Largest response body read.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Status codes StackStorm counts as success.
 const SUCCESS_CODES: std::ops::RangeInclusive<u16> = 200..=206;
 
@@ -252,9 +255,9 @@ impl Request {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json_content_type);
-        let text = match response.text().await {
+        let text = match self.read_body(response).await {
             Ok(t) => t,
-            Err(e) => return self.transport_error(&e),
+            Err(failed) => return failed,
         };
         let (body, parsed) = if is_json {
             match serde_json::from_str::<Value>(&text) {
@@ -278,6 +281,33 @@ impl Request {
                 "headers": headers,
             }),
         )
+    }
+
+    /// The response body as text (invalid UTF-8 replaced), at most
+    /// [`MAX_RESPONSE_BYTES`].
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<String, (ActionStatus, Value)> {
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        let error = format!(
+                            "{} {} answered with a body over {} MiB; not reading it",
+                            self.method,
+                            self.url,
+                            MAX_RESPONSE_BYTES / (1024 * 1024)
+                        );
+                        return Err((ActionStatus::Failed, json!({ "error": error })));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                Err(e) => return Err(self.transport_error(&e)),
+            }
+        }
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> (ActionStatus, Value) {

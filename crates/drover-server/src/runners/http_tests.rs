@@ -69,6 +69,7 @@ async fn serve() -> SocketAddr {
                 "late"
             }),
         )
+        .route("/huge", get(|| async { vec![b'a'; 16 * 1024 * 1024 + 1] }))
         .route(
             "/redirect",
             get(|| async { Redirect::to("/echo?from=redirect") }),
@@ -270,4 +271,15 @@ async fn a_refused_connection_is_failed_with_the_cause() {
         "{error}"
     );
     assert!(error.to_lowercase().contains("refused"), "{error}");
+}
+
+#[tokio::test]
+async fn a_body_over_16_mib_is_refused() {
+    let addr = serve().await;
+    let (status, result) = request(json!({"url": format!("http://{addr}/huge")})).await;
+    assert_eq!(status, ActionStatus::Failed);
+    assert_eq!(
+        result,
+        json!({"error": format!("GET http://{addr}/huge answered with a body over 16 MiB; not reading it")})
+    );
 }

@@ -237,7 +237,7 @@ fn shebang(path: &Path) -> Option<Vec<String>> {
     Some(argv)
 }
 
-fn running_as_root() -> bool {
+pub(super) fn running_as_root() -> bool {
     // /proc/self belongs to the effective user of this process.
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -224,3 +224,26 @@ async fn what_cannot_start_is_failed_with_the_reason() {
         )
     );
 }
+
+#[tokio::test]
+async fn sudo_runs_the_command_with_bash_or_says_why_not() {
+    let command = ShellCommand::Cmd {
+        cmd: "echo \"${BASH_VERSION:+bash}\"".into(),
+        env: Vec::new(),
+        cwd: None,
+        timeout: Some(Duration::from_secs(20)),
+        sudo: true,
+    };
+    let (status, result) = run(&command).await;
+    if super::shell::running_as_root() {
+        // Root needs no sudo: the command runs as StackStorm runs it under sudo, with bash.
+        assert_eq!(status, ActionStatus::Succeeded, "{result}");
+        assert_eq!(result["stdout"], json!("bash"));
+    } else if status == ActionStatus::Failed {
+        let error = result["error"].as_str().unwrap_or_default();
+        assert!(error.contains("sudo"), "{result}");
+    } else {
+        // Passwordless sudo is configured here.
+        assert_eq!(result["stdout"], json!("bash"));
+    }
+}
