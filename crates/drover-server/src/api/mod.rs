@@ -14,6 +14,7 @@ pub(crate) use kv::aad as kv_aad;
 pub(crate) mod openapi;
 mod paging;
 mod tokens;
+mod trace;
 mod webhooks;
 
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(executions::list))
         .routes(routes!(executions::get))
         .routes(routes!(executions::cancel))
+        .routes(routes!(trace::trace))
+        .routes(routes!(trace::rerun))
+        .routes(routes!(trace::pause_resume))
         .routes(routes!(executions::output))
         .routes(routes!(executions::stream))
         .routes(routes!(artifacts::list, artifacts::push))

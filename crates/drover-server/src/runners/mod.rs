@@ -4,7 +4,6 @@
 //! StackStorm's, so workflows and rules written for StackStorm read the same fields.
 
 // Until the automation engine runs actions through them, only the tests call these.
-#![allow(dead_code)]
 
 pub(crate) mod http;
 pub(crate) mod shell;

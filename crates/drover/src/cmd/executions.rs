@@ -12,26 +12,37 @@ use crate::render;
 
 /// List executions (newest first), or show one with each host's result.
 ///
-/// Every fleet command is an execution, persisted with who ran what, on which hosts, and
-/// each host's result.
+/// Every fleet command, rollout, action and workflow is an execution, persisted with
+/// who ran what, on which hosts, what started it (a rule, an event, a workflow), and
+/// its result.
 ///
 /// Examples:
-///   drover executions
+///   drover executions                        # or: drover executions list
 ///   drover executions --status failed --limit 5
-///   drover executions 0193a8f2-…            # detail
+///   drover executions --kind action
+///   drover executions 0193a8f2-…            # detail (or: drover executions get ID)
 ///   drover executions 0193a8f2-… --follow   # stream it until it ends
-///   drover executions 0193a8f2-… --cancel
+///   drover executions cancel 0193a8f2-…
+///   drover executions rerun 0193a8f2-…
+///   drover executions pause 0193a8f2-…      # a workflow: running tasks finish
+///   drover executions resume 0193a8f2-…
+///   drover trace 0193a8f2-…                  # what caused it, what it caused
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
+#[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
 pub struct ExecutionsArgs {
+    #[command(subcommand)]
+    verb: Option<Verb>,
     /// Show this execution.
     id: Option<String>,
     /// Only this status (requested, running, succeeded, failed, cancelled).
     #[arg(long)]
     status: Option<String>,
-    /// Only this actor (token name).
+    /// Only this actor (token name, `rule:<ref>`, `workflow:<id>`).
     #[arg(long)]
     actor: Option<String>,
+    /// Only this kind (run, deploy, action, generate, logs).
+    #[arg(long)]
+    kind: Option<String>,
     /// How many to list.
     #[arg(long, default_value_t = 20)]
     limit: u32,
@@ -48,8 +59,111 @@ pub struct ExecutionsArgs {
     conn: Conn,
 }
 
-pub async fn run(args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
+#[derive(clap::Subcommand, Debug)]
+enum Verb {
+    /// List executions (the default).
+    List,
+    /// Show one execution.
+    Get {
+        /// Execution id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel an execution (running processes are stopped; a workflow cancels its
+    /// running tasks).
+    Cancel {
+        /// Execution id.
+        id: String,
+    },
+    /// Run the same request again, as a new execution.
+    Rerun {
+        /// Execution id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a running workflow: running tasks finish, nothing new starts.
+    Pause {
+        /// Execution id.
+        id: String,
+    },
+    /// Resume a paused workflow.
+    Resume {
+        /// Execution id.
+        id: String,
+    },
+}
+
+/// Prints an action execution's own part: action, what started it, result.
+pub fn print_action(exec: &Execution) {
+    let Some(a) = &exec.action else { return };
+    println!("action: {}  attempt {}", a.action_ref, a.attempt);
+    if let Some(r) = &a.rule_ref {
+        println!(
+            "started by rule {r} on event {}",
+            a.event_id.map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+    if let Some(p) = &a.parent_id {
+        println!("step {} of {p}", a.task_key.clone().unwrap_or_default());
+    }
+    println!(
+        "parameters: {}",
+        serde_json::to_string(&a.parameters).unwrap_or_default()
+    );
+    if let Some(r) = &a.result {
+        println!(
+            "result:\n{}",
+            serde_json::to_string_pretty(r).unwrap_or_default()
+        );
+    }
+}
+
+pub async fn run(mut args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
     let client = args.conn.client()?;
+    match args.verb.take() {
+        None | Some(Verb::List) => {}
+        Some(Verb::Get { id, json }) => {
+            args.id = Some(id);
+            args.json |= json;
+        }
+        Some(Verb::Cancel { id }) => {
+            args.id = Some(id);
+            args.cancel = true;
+        }
+        Some(Verb::Rerun { id, json }) => {
+            let exec: Execution = client
+                .post(
+                    &format!("/executions/{}/rerun", enc(&id)),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&exec)?);
+            } else {
+                println!("execution {} started (rerun of {id})", exec.id);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(v @ (Verb::Pause { .. } | Verb::Resume { .. })) => {
+            let (verb, id) = match v {
+                Verb::Pause { id } => ("pause", id),
+                Verb::Resume { id } => ("resume", id),
+                _ => unreachable!("matched above"),
+            };
+            let _: Execution = client
+                .post(
+                    &format!("/executions/{}/{verb}", enc(&id)),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            println!("asked workflow {id} to {verb}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     if let Some(id) = &args.id {
         let exec: Execution = if args.cancel {
             client
@@ -86,6 +200,7 @@ pub async fn run(args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
                     .map(render::time)
                     .unwrap_or("-".into())
             );
+            print_action(&exec);
             super::run::print_summary(&exec);
         }
         return Ok(ExitCode::SUCCESS);
@@ -96,6 +211,9 @@ pub async fn run(args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(a) = &args.actor {
         query.push_str(&format!("&actor={}", enc(a)));
+    }
+    if let Some(k) = &args.kind {
+        query.push_str(&format!("&kind={}", enc(k)));
     }
     let page: Page<Execution> = client.get(&format!("/executions{query}")).await?;
     if args.json {
@@ -115,16 +233,20 @@ pub async fn run(args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
             e.counts.ok.to_string(),
             e.counts.failed.to_string(),
             render::time(&e.created_at),
-            e.spec
-                .get("command")
-                .and_then(|c| c.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default(),
+            match &e.action {
+                Some(a) => a.action_ref.clone(),
+                None => e
+                    .spec
+                    .get("command")
+                    .and_then(|c| c.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default(),
+            },
         ]);
     }
     println!("{table}");

@@ -1,6 +1,7 @@
 //! Command-line verbs. Each verb lives in its own module; this one holds the argument
 //! definitions and the dispatch.
 
+mod actions;
 mod agent;
 mod artifacts;
 mod demo;
@@ -14,13 +15,16 @@ mod kv;
 mod login;
 mod logs;
 mod model;
+mod packs;
 mod plan;
 mod providers;
 mod rollout;
+mod rules;
 mod run;
 mod server;
 mod status;
 mod tokens;
+mod trace;
 mod webhooks;
 
 use std::process::ExitCode;
@@ -97,6 +101,14 @@ enum Command {
         about = "The datastore rules and actions read: set, get, list, delete (secrets encrypted)"
     )]
     Kv(kv::KvArgs),
+    #[command(about = "StackStorm packs: install, list, show, remove")]
+    Packs(packs::PacksArgs),
+    #[command(about = "Actions from packs: list, get, run (parameters checked first)")]
+    Actions(actions::ActionsArgs),
+    #[command(about = "Rules: list, get (last matches), enable, disable, test against a payload")]
+    Rules(rules::RulesArgs),
+    #[command(about = "How an execution came to be (rule, event, workflow) and what it led to")]
+    Trace(trace::TraceArgs),
     #[command(about = "Webhooks that fire rules: list, create (own secret or HMAC), delete")]
     Webhooks(webhooks::WebhooksArgs),
     #[command(about = "Hosts from agents and providers: list, show, history, drain, undrain")]
@@ -143,6 +155,10 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Events(a) => events::run(a).await,
         Command::Hosts(a) => hosts::run(a).await,
         Command::Kv(a) => kv::run(a).await,
+        Command::Packs(a) => packs::run(a).await,
+        Command::Actions(a) => actions::run(a).await,
+        Command::Rules(a) => rules::run(a).await,
+        Command::Trace(a) => trace::run(a).await,
         Command::Webhooks(a) => webhooks::run(a).await,
         Command::Providers(a) => providers::run(a).await,
         Command::Tokens(a) => tokens::run(a).await,
