@@ -17,22 +17,32 @@ pub(crate) fn spawn(state: Arc<AppState>) {
             (state.config.down_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let started = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = state.shutdown.cancelled() => return,
             }
-            if let Err(e) = tick(&state).await {
+            // A controller that just (re)started gives agents one `down_after` to reach
+            // it before judging them: their silence was its own downtime, and a command
+            // they finished meanwhile must not be failed as "host went down".
+            let judge = started.elapsed() >= state.config.down_after;
+            if let Err(e) = tick(&state, judge).await {
                 tracing::warn!(error = %e, "monitor tick failed");
             }
         }
     });
 }
 
-async fn tick(state: &Arc<AppState>) -> anyhow::Result<()> {
+async fn tick(state: &Arc<AppState>, judge_hosts: bool) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
     let down_after = i64::try_from(state.config.down_after.as_millis()).unwrap_or(i64::MAX);
-    for host in state.store.mark_down_stale(now - down_after).await? {
+    let stale = if judge_hosts {
+        state.store.mark_down_stale(now - down_after).await?
+    } else {
+        Vec::new()
+    };
+    for host in stale {
         tracing::warn!(host = %host.name, "host is down: no heartbeat");
         let settled = state
             .store

@@ -159,7 +159,13 @@ fn is_yaml(path: &str) -> bool {
 
 /// Decodes the pack made of `files` (its directory shown as `dir_label` in errors).
 pub fn decode_pack(dir_label: &str, files: &[PackFile]) -> Result<Pack, Vec<ModelError>> {
-    let label = |path: &str| format!("{}/{path}", dir_label.trim_end_matches('/'));
+    let label = |path: &str| {
+        if dir_label.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", dir_label.trim_end_matches('/'))
+        }
+    };
     let mut errors = Vec::new();
     let mut pack = Pack::default();
     let mut seen: BTreeMap<&str, ()> = BTreeMap::new();

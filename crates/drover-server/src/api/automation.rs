@@ -113,7 +113,7 @@ pub(crate) async fn install_pack(
         .collect();
     let current = catalog(&state).await?;
     let known = |r: &str| current.actions.contains_key(r);
-    let checked = check_pack("pack", &files, &known).map_err(|errors| {
+    let checked = check_pack("", &files, &known).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         ApiError::unprocessable(format!(
             "the pack has {} error{}:\n{}",
@@ -309,15 +309,18 @@ pub(crate) async fn run_action(
         )));
     }
     let kv = KvSnapshot::load(state).await.map_err(ApiError::internal)?;
+    // Values given with Jinja (`cmd="echo {{ st2kv.system.x }}"`) render against the
+    // datastore, as StackStorm renders live parameters.
+    let env = jinja::environment();
+    let ctx = minijinja::context! { st2kv => jinja::st2kv(kv.for_user(actor)) };
+    let given = match jinja::render_json(&env, &Value::Object(given), &ctx, true) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => serde_json::Map::new(),
+        Err(e) => return Err(ApiError::bad_request(format!("parameters: {e}"))),
+    };
     let id = uuid::Uuid::now_v7().to_string();
-    let prepared = prepare::prepare(
-        state,
-        a,
-        &stringify_for_schema(a, given),
-        kv.for_user(actor),
-        &id,
-    )
-    .map_err(ApiError::bad_request)?;
+    let prepared = prepare::prepare(state, a, &stringify_for_schema(a, given), &kv, actor, &id)
+        .map_err(ApiError::bad_request)?;
     Ok(state
         .store
         .create_action(&NewAction {

@@ -85,6 +85,18 @@ fn pack_files(row: &PackRow) -> Vec<PackFile> {
         .collect()
 }
 
+/// The pack's name as `pack.yaml` gives it (`ref`, else `name`), read loosely.
+fn pack_name(files: &[PackFile]) -> Option<String> {
+    let text = &files.iter().find(|f| f.path == "pack.yaml")?.text;
+    let field = |key: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(key)
+                .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
+        })
+    };
+    field("ref:").or_else(|| field("name:"))
+}
+
 /// The workflow file of an orquesta action: `actions/<entry_point>`.
 fn workflow_path(action: &Action) -> Option<String> {
     action
@@ -101,7 +113,31 @@ pub(crate) fn check_pack(
     files: &[PackFile],
     known_actions: &dyn Fn(&str) -> bool,
 ) -> Result<CheckedPack, Vec<ModelError>> {
-    let pack = decode_pack(label, files)?;
+    let pack = match decode_pack(label, files) {
+        Ok(p) => p,
+        Err(mut errors) => {
+            // Report the rules' and workflows' errors too: one round of fixes, not three.
+            let name = pack_name(files).unwrap_or_default();
+            for f in files {
+                let yaml = f.path.ends_with(".yaml") || f.path.ends_with(".yml");
+                if !yaml {
+                    continue;
+                }
+                if f.path.starts_with("rules/") {
+                    if let Err(mut e) = decode_rule(&f.path, &f.text, &name) {
+                        errors.append(&mut e);
+                    }
+                } else if f.path.starts_with("actions/workflows/")
+                    && let Err(mut e) = decode_workflow(&f.path, &f.text)
+                {
+                    errors.append(&mut e);
+                }
+            }
+            errors.sort();
+            errors.dedup();
+            return Err(errors);
+        }
+    };
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     for f in &pack.rules {

@@ -355,7 +355,7 @@ impl Work<'_> {
         };
         let id = uuid::Uuid::now_v7().to_string();
         let actor = format!("rule:{reference}");
-        match prepare::prepare(self.state, action, &given, kv.for_user(&actor), &id) {
+        match prepare::prepare(self.state, action, &given, &kv, &actor, &id) {
             Ok(p) => {
                 self.batch.actions.push(NewAction {
                     id: id.clone(),
@@ -506,7 +506,8 @@ impl Work<'_> {
                             self.state,
                             a,
                             &stringify_for_schema(a, given),
-                            kv.for_user(&wf.actor),
+                            &kv,
+                            &wf.actor,
                             &id,
                         ),
                     };

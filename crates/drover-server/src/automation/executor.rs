@@ -237,7 +237,8 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
         }
     }
     let values = prepare::open_params(state, &c.id, &c.params)?;
-    let secrets = prepare::secret_values(&action, &values);
+    let mut secrets = prepare::secret_values(&action, &values);
+    secrets.extend(prepare::KvSnapshot::load(state).await?.secret_values());
     let context = ActionContext {
         execution_id: c.id.clone(),
         action_ref: c.action_ref.clone(),
@@ -344,7 +345,10 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
             };
             state.store.release_action_claim(&c.id).await?;
             if state.store.workflow_state(&c.id).await?.is_none() {
-                super::engine::start_workflow(state, &c.id, &c.actor, &wf, values).await?;
+                // The workflow's input is the action's own parameters, not the runner's.
+                let runner = drover_core::automation::action::runner_parameters(action.runner);
+                let input = args::action_values(&runner, &values);
+                super::engine::start_workflow(state, &c.id, &c.actor, &wf, input).await?;
             }
             return Ok(());
         }
@@ -371,6 +375,7 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
             }
         }
     };
+    tracing::debug!(execution = %c.id, action = %c.action_ref, status = status.as_str(), "action finished");
     let result = prepare::scrub_json(&result, &secrets);
     let mut result = result;
     if status == ActionStatus::Timeout

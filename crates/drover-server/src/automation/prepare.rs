@@ -60,6 +60,15 @@ impl KvSnapshot {
         })
     }
 
+    /// The plaintexts of every secret key: masked wherever a value is shown.
+    pub(crate) fn secret_values(&self) -> Vec<String> {
+        self.entries
+            .values()
+            .filter(|e| e.secret)
+            .map(|e| e.value.clone())
+            .collect()
+    }
+
     /// The same keys, with `st2kv.user` reading `actor`'s scope.
     pub(crate) fn for_user(&self, actor: &str) -> Arc<dyn KvSource> {
         Arc::new(KvSnapshot {
@@ -99,9 +108,12 @@ pub(crate) fn prepare(
     state: &AppState,
     action: &Action,
     given: &Map<String, Value>,
-    kv: Arc<dyn KvSource>,
+    kv: &KvSnapshot,
+    actor: &str,
     id: &str,
 ) -> Result<Prepared, String> {
+    let kv_secrets = kv.secret_values();
+    let kv: Arc<dyn KvSource> = kv.for_user(actor);
     let schema = action.effective_parameters();
     let values = params::resolve(&schema, given, kv).map_err(|errors| {
         errors
@@ -110,15 +122,23 @@ pub(crate) fn prepare(
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let shown = params::redact(&schema, &values);
+    // Values rendered from a secret (`cmd: "login {{ password }}"`) are as secret as
+    // the secret itself: masked where shown, sealed where stored.
+    let mut secrets = secret_values(action, &values);
+    secrets.extend(kv_secrets);
+    let shown = scrub_map(&params::redact(&schema, &values), &secrets);
     let mut stored = values.clone();
-    for name in params::secret_names(&schema) {
-        if let Some(v) = stored.get_mut(&name) {
-            let (text, is_json) = match &*v {
-                Value::String(s) => (s.clone(), false),
-                other => (other.to_string(), true),
-            };
-            *v = json!({ "$sealed": state.secrets.seal(&param_aad(id, &name), &text),
+    for (name, v) in stored.iter_mut() {
+        let (text, is_json) = match &*v {
+            Value::String(s) => (s.clone(), false),
+            other => (other.to_string(), true),
+        };
+        let secret = params::secret_names(&schema).contains(name)
+            || secrets
+                .iter()
+                .any(|s| s.len() >= 4 && text.contains(s.as_str()));
+        if secret {
+            *v = json!({ "$sealed": state.secrets.seal(&param_aad(id, name), &text),
                          "json": is_json });
         }
     }
@@ -175,6 +195,13 @@ pub(crate) fn secret_values(action: &Action, values: &Map<String, Value>) -> Vec
             other => other.to_string(),
         })
         .collect()
+}
+
+fn scrub_map(m: &Map<String, Value>, secrets: &[String]) -> Map<String, Value> {
+    match scrub_json(&Value::Object(m.clone()), secrets) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 /// Masks secret values anywhere inside a JSON result.

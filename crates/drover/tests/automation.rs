@@ -1,0 +1,480 @@
+//! Automation end to end, through the real binary: packs from files, a webhook firing a
+//! rule that runs an action on an agent (no SSH), whose completion fires a second rule;
+//! a workflow that survives a controller SIGKILL; secrets that never show; bad packs
+//! refused whole with precise errors.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Controller, Db, text, wait_until};
+use serde_json::{Value, json};
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (path, body) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, body).unwrap();
+    }
+}
+
+fn install(ctl: &Controller, dir: &Path) {
+    let out = ctl.cli(&["packs", "install", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "install failed: {:?}", text(&out));
+}
+
+/// POSTs `body` to `url` with `headers`; returns the status and JSON answer.
+fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status().as_u16();
+        let t = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+    })
+}
+
+fn executions(ctl: &Controller, action: &str) -> Vec<Value> {
+    let all = ctl.cli_json(&["executions", "--kind", "action", "--limit", "200", "--json"]);
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"]["action_ref"] == action)
+        .cloned()
+        .collect()
+}
+
+fn execution(ctl: &Controller, id: &str) -> Value {
+    ctl.cli_json(&["executions", "get", id, "--json"])
+}
+
+fn wait_final(ctl: &Controller, id: &str, limit: Duration) -> Value {
+    let mut last = Value::Null;
+    wait_until(limit, &format!("execution {id} final"), || {
+        last = execution(ctl, id);
+        matches!(
+            last["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        )
+    });
+    last
+}
+
+const CHAIN_PACK: &[(&str, &str)] = &[
+    (
+        "pack.yaml",
+        "ref: chain\nname: chain\nversion: 1.0.0\ndescription: webhook → remote action → second rule\nauthor: drover tests\n",
+    ),
+    (
+        "actions/remote_hello.yaml",
+        "name: remote_hello\nrunner_type: remote-shell-cmd\ndescription: says hello on a host\n\
+         parameters:\n  who:\n    type: string\n    required: true\n  cmd:\n    default: 'echo \"hello {{ who }} from $(hostname -s 2>/dev/null || echo host)\"'\n",
+    ),
+    (
+        "rules/on_webhook.yaml",
+        "name: on_webhook\npack: chain\nenabled: true\ntrigger:\n  type: core.st2.webhook\n  parameters:\n    url: deploy\n\
+         criteria:\n  trigger.body.who:\n    type: exists\n  trigger.body.env:\n    type: iequals\n    pattern: PROD\n\
+         action:\n  ref: chain.remote_hello\n  parameters:\n    who: '{{ trigger.body.who }}'\n    hosts: web-1\n",
+    ),
+    (
+        "rules/after_hello.yaml",
+        "name: after_hello\npack: chain\nenabled: true\ntrigger:\n  type: core.st2.generic.actiontrigger\n\
+         criteria:\n  trigger.action_ref:\n    type: equals\n    pattern: chain.remote_hello\n  trigger.status:\n    type: equals\n    pattern: succeeded\n\
+         action:\n  ref: core.local\n  parameters:\n    cmd: \"echo chained: {{ trigger.result['web-1'].stdout }}\"\n",
+    ),
+];
+
+/// A webhook fires a rule; its action runs on an agent; the action's completion fires
+/// a second rule. Every link is traceable both ways.
+fn webhook_rule_agent_chain(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(&dir.path().join("ctl"), db);
+    let _agent = ctl.agent(dir.path(), "web-1", &["role=web"]);
+    ctl.wait_hosts_up(&["web-1"]);
+    let pack = dir.path().join("chain");
+    write(&pack, CHAIN_PACK);
+    install(&ctl, &pack);
+
+    // The webhook has its own secret: the caller needs no drover token.
+    let hook = ctl.cli_json(&["webhooks", "create", "deploy", "--json"]);
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let url = format!("{}/api/v1/webhooks/deploy", ctl.url);
+    let (status, _) = post(
+        &url,
+        &[("x-drover-webhook-token", "wrong-secret-000000")],
+        "{}",
+    );
+    assert_eq!(status, 401, "a wrong webhook secret is refused");
+    // Criteria that do not hold fire nothing.
+    let (status, _) = post(
+        &url,
+        &[("x-drover-webhook-token", &secret)],
+        r#"{"who": "ops", "env": "staging"}"#,
+    );
+    assert_eq!(status, 202);
+    let (status, accepted) = post(
+        &url,
+        &[("x-drover-webhook-token", &secret)],
+        r#"{"who": "ops", "env": "prod"}"#,
+    );
+    assert_eq!(status, 202, "{accepted}");
+
+    let mut hello = Vec::new();
+    wait_until(Duration::from_secs(30), "remote_hello ran", || {
+        hello = executions(&ctl, "chain.remote_hello");
+        hello.iter().any(|e| e["status"] == "succeeded")
+    });
+    assert_eq!(hello.len(), 1, "only the prod call matched: {hello:?}");
+    let hello = execution(&ctl, hello[0]["id"].as_str().unwrap());
+    let result = &hello["action"]["result"]["web-1"];
+    assert_eq!(result["succeeded"], true, "{hello}");
+    assert!(
+        result["stdout"]
+            .as_str()
+            .unwrap()
+            .starts_with("hello ops from"),
+        "{result}"
+    );
+    assert_eq!(hello["action"]["rule_ref"], "chain.on_webhook");
+    assert_eq!(hello["action"]["event_id"], accepted["event_id"]);
+
+    // Its completion fired the second rule, whose action saw the first one's result.
+    let mut chained = Vec::new();
+    wait_until(Duration::from_secs(30), "chained action ran", || {
+        chained = executions(&ctl, "core.local");
+        chained.iter().any(|e| e["status"] == "succeeded")
+    });
+    let chained = execution(&ctl, chained[0]["id"].as_str().unwrap());
+    let stdout = chained["action"]["result"]["stdout"].as_str().unwrap_or("");
+    assert!(stdout.starts_with("chained: hello ops from"), "{chained}");
+
+    // The trace links them both ways.
+    let id = hello["id"].as_str().unwrap();
+    let trace = ctl.cli_json(&["trace", id, "--json"]);
+    let causes = trace["causes"].to_string();
+    assert!(
+        causes.contains("chain.on_webhook") && causes.contains("webhook"),
+        "{trace}"
+    );
+    let effects = trace["effects"].to_string();
+    assert!(effects.contains("chain.after_hello"), "{trace}");
+    assert!(effects.contains(chained["id"].as_str().unwrap()), "{trace}");
+    let back = ctl.cli_json(&["trace", chained["id"].as_str().unwrap(), "--json"]);
+    assert!(back["causes"].to_string().contains(id), "{back}");
+
+    // The rule shows its matches; `rules test` explains without running anything.
+    let rule = ctl.cli_json(&["rules", "get", "chain.on_webhook", "--json"]);
+    assert_eq!(rule["enforcements"][0]["status"], "fired");
+    let payload = dir.path().join("payload.json");
+    std::fs::write(&payload, r#"{"body": {"who": "x", "env": "dev"}}"#).unwrap();
+    let before = executions(&ctl, "chain.remote_hello").len();
+    let out = ctl.cli(&[
+        "rules",
+        "test",
+        "chain.on_webhook",
+        "--payload",
+        payload.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("PASS") && stdout.contains("FAIL"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("does not match"), "{stdout}");
+    assert_eq!(executions(&ctl, "chain.remote_hello").len(), before);
+
+    // A disabled rule fires nothing; the switch is an event.
+    assert!(
+        ctl.cli(&["rules", "disable", "chain.on_webhook"])
+            .status
+            .success()
+    );
+    let (status, _) = post(
+        &url,
+        &[("x-drover-webhook-token", &secret)],
+        r#"{"who": "b", "env": "prod"}"#,
+    );
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(executions(&ctl, "chain.remote_hello").len(), before);
+    assert!(!ctl.events("rule.disabled").is_empty());
+}
+
+#[test]
+fn webhook_rule_agent_chain_on_sqlite() {
+    webhook_rule_agent_chain(Db::Sqlite);
+}
+
+#[test]
+fn webhook_rule_agent_chain_on_postgres() {
+    webhook_rule_agent_chain(Db::Postgres(common::fresh_pg_db()));
+}
+
+/// A three-task workflow whose middle task runs on an agent while the controller is
+/// SIGKILLed: after the restart it goes on, and no finished task runs again.
+#[test]
+fn a_workflow_survives_a_controller_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    let _agent = ctl.agent(dir.path(), "web-1", &[]);
+    ctl.wait_hosts_up(&["web-1"]);
+    let marks = dir.path().join("marks.txt");
+    let m = marks.to_str().unwrap();
+    let pack = dir.path().join("wf");
+    write(
+        &pack,
+        &[
+            (
+                "pack.yaml",
+                "ref: wf\nname: wf\nversion: 0.1.0\ndescription: durable\n",
+            ),
+            (
+                "actions/flow.yaml",
+                "name: flow\nrunner_type: orquesta\nentry_point: workflows/flow.yaml\nparameters:\n  marks:\n    type: string\n    required: true\n",
+            ),
+            (
+                "actions/workflows/flow.yaml",
+                "version: 1.0\ninput:\n  - marks\ntasks:\n  a:\n    action: core.local\n    input:\n      cmd: \"echo a >> {{ ctx('marks') }}\"\n    next:\n      - when: '{{ succeeded() }}'\n        do: b\n\
+                 \x20 b:\n    action: core.remote\n    input:\n      hosts: web-1\n      cmd: \"echo b-start >> {{ ctx('marks') }}; sleep 4; echo b >> {{ ctx('marks') }}\"\n    next:\n      - when: '{{ succeeded() }}'\n        publish:\n          - where: web-1\n        do: c\n\
+                 \x20 c:\n    action: core.local\n    input:\n      cmd: \"echo c >> {{ ctx('marks') }}\"\noutput:\n  - where: \"{{ ctx('where') }}\"\n",
+            ),
+        ],
+    );
+    install(&ctl, &pack);
+    let out = ctl.cli(&[
+        "actions",
+        "run",
+        "wf.flow",
+        &format!("marks={m}"),
+        "--async",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let id = text(&out).0.trim().to_string();
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&marks).is_ok_and(|t| t.contains("b-start")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "task b never started: marks {:?}\nworkflow {}\nsteps {}",
+            std::fs::read_to_string(&marks),
+            execution(&ctl, &id),
+            ctl.cli_json(&["executions", "--limit", "20", "--json"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ctl.kill9();
+    // Task b finishes on the agent while no controller runs.
+    wait_until(Duration::from_secs(15), "task b finished", || {
+        std::fs::read_to_string(&marks).is_ok_and(|t| t.lines().any(|l| l == "b"))
+    });
+    ctl.restart();
+    let done = wait_final(&ctl, &id, Duration::from_secs(60));
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["action"]["result"]["output"]["where"], "web-1",
+        "{done}"
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&marks)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        ["a", "b-start", "b", "c"],
+        "each task ran exactly once"
+    );
+    // Its steps are executions of their own, linked to it.
+    let trace = ctl.cli_json(&["trace", &id, "--json"]);
+    assert_eq!(
+        trace["effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["detail"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("step: action"))
+            .count(),
+        3,
+        "{trace}"
+    );
+}
+
+/// A secret parameter never shows: not in the execution, its result, events or logs.
+#[test]
+fn secret_parameters_never_show() {
+    const SECRET: &str = "s3cr3t-param-value-4410";
+    let dir = tempfile::tempdir().unwrap();
+    let mut ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    let pack = dir.path().join("sec");
+    write(
+        &pack,
+        &[
+            (
+                "pack.yaml",
+                "ref: sec\nname: sec\nversion: 0.1.0\ndescription: secrets\n",
+            ),
+            (
+                "actions/login.yaml",
+                "name: login\nrunner_type: local-shell-cmd\nparameters:\n  password:\n    type: string\n    secret: true\n    required: true\n  cmd:\n    default: 'echo \"using {{ password }}\"; test -n \"{{ password }}\"'\n",
+            ),
+        ],
+    );
+    install(&ctl, &pack);
+    let out = ctl.cli(&[
+        "actions",
+        "run",
+        "sec.login",
+        &format!("password={SECRET}"),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (stdout, stderr) = text(&out);
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stdout}"
+    );
+    let exec: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(exec["action"]["parameters"]["password"], "********");
+    assert_eq!(
+        exec["action"]["result"]["stdout"], "using ********",
+        "{exec}"
+    );
+    // A datastore secret used through st2kv stays hidden too.
+    assert!(
+        ctl.cli(&["kv", "set", "api_key", SECRET, "--secret"])
+            .status
+            .success()
+    );
+    let out = ctl.cli(&[
+        "actions",
+        "run",
+        "core.local",
+        "cmd=echo key={{ st2kv.system.api_key | decrypt_kv }}",
+        "--json",
+    ]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    let events = ctl.cli(&["events", "--json", "--limit", "1000"]);
+    assert!(!String::from_utf8_lossy(&events.stdout).contains(SECRET));
+    let listed = ctl.cli(&["executions", "--limit", "50", "--json"]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(SECRET));
+    ctl.kill9();
+    let log: Vec<String> = ctl.lines.try_iter().collect();
+    assert!(
+        !log.iter().any(|l| l.contains(SECRET)),
+        "the controller log leaks it"
+    );
+    for entry in std::fs::read_dir(dir.path().join("ctl")).unwrap().flatten() {
+        if entry.path().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "{} holds the secret",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+/// Bad pack files get every error with file, line and field, and nothing of the pack
+/// is installed; a bad new version leaves the old one working.
+#[test]
+fn bad_packs_are_refused_whole_with_precise_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    let good = dir.path().join("good");
+    write(
+        &good,
+        &[
+            (
+                "pack.yaml",
+                "ref: shop\nname: shop\nversion: 1.0.0\ndescription: v1\n",
+            ),
+            ("actions/ping.yaml", "name: ping\nrunner_type: noop\n"),
+        ],
+    );
+    install(&ctl, &good);
+    let bad = dir.path().join("bad");
+    write(
+        &bad,
+        &[
+            (
+                "pack.yaml",
+                "ref: shop\nname: shop\nversion: 2.0.0\ndescription: v2\n",
+            ),
+            ("actions/ping.yaml", "name: ping\nrunner_type: noop\n"),
+            (
+                "actions/py.yaml",
+                "name: py\nrunner_type: python-script\nentry_point: py.py\n",
+            ),
+            ("actions/py.py", "print('hi')\n"),
+            (
+                "actions/flow.yaml",
+                "name: flow\nrunner_type: orquesta\nentry_point: workflows/flow.yaml\n",
+            ),
+            (
+                "actions/workflows/flow.yaml",
+                "version: 1.0\ntasks:\n  one:\n    action: core.noop\n    next:\n      - when: <% succeeded() %>\n        do: two\n  two:\n    action: core.noop\n",
+            ),
+            (
+                "rules/r.yaml",
+                "name: r\npack: shop\ntrigger:\n  type: core.st2.webhook\n  parameters: {url: x}\ncriteria:\n  trigger.body.a:\n    type: equalz\n    pattern: 1\naction:\n  ref: shop.ping\n",
+            ),
+        ],
+    );
+    let out = ctl.cli(&["packs", "install", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let (_, stderr) = text(&out);
+    for needle in [
+        "actions/py.yaml:2:",
+        "python-script",
+        "actions/workflows/flow.yaml:6:",
+        "YAQL",
+        "tasks.one.next[0].when",
+        "rules/r.yaml:",
+        "equalz",
+    ] {
+        assert!(stderr.contains(needle), "missing `{needle}` in:\n{stderr}");
+    }
+    // Nothing of v2 is there; v1 still runs.
+    let packs = ctl.cli_json(&["packs", "list", "--json"]);
+    let shop = packs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "shop")
+        .unwrap();
+    assert_eq!(shop["version"], "1.0.0");
+    assert_eq!(shop["actions"], json!(["shop.ping"]));
+    let out = ctl.cli(&["actions", "run", "shop.ping"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    // A parameter that breaks the schema is refused before anything runs.
+    let before = ctl.cli_json(&["executions", "--json", "--limit", "200"]);
+    let out = ctl.cli(&["actions", "run", "core.local", "cmd=true", "timeout=soon"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("timeout"), "{:?}", text(&out));
+    let out = ctl.cli(&["actions", "run", "core.local", "cmd=true", "bogus=1"]);
+    assert!(text(&out).1.contains("bogus"), "{:?}", text(&out));
+    let out = ctl.cli(&["actions", "run", "core.local"]);
+    assert!(text(&out).1.contains("cmd"), "{:?}", text(&out));
+    let after = ctl.cli_json(&["executions", "--json", "--limit", "200"]);
+    assert_eq!(
+        before.as_array().unwrap().len(),
+        after.as_array().unwrap().len()
+    );
+}
