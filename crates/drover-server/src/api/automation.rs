@@ -186,10 +186,15 @@ pub(crate) async fn remove_pack(
         .iter()
         .filter(|r| r.pack != name && r.action.reference.starts_with(&prefix))
         .map(Rule::reference)
-        .chain(c.workflows.iter().filter_map(|(a, wf)| {
-            (!a.starts_with(&prefix) && wf.spec.actions().iter().any(|u| u.starts_with(&prefix)))
-                .then(|| a.clone())
-        }))
+        .chain(
+            c.workflows
+                .iter()
+                .filter(|(a, wf)| {
+                    !a.starts_with(&prefix)
+                        && wf.spec.actions().iter().any(|u| u.starts_with(&prefix))
+                })
+                .map(|(a, _)| a.clone()),
+        )
         .collect();
     if !users.is_empty() {
         return Err(ApiError::conflict(format!(

@@ -71,10 +71,10 @@ pub(crate) async fn start(
 
 fn parsed(text: &str) -> Value {
     let t = text.trim();
-    if (t.starts_with('{') || t.starts_with('[')) && !t.is_empty() {
-        if let Ok(v) = serde_json::from_str::<Value>(t) {
-            return v;
-        }
+    if (t.starts_with('{') || t.starts_with('['))
+        && let Ok(v) = serde_json::from_str::<Value>(t)
+    {
+        return v;
     }
     Value::String(text.to_string())
 }

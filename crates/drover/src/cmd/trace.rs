@@ -43,7 +43,7 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("caused by:");
         for l in &t.causes {
-            println!("  {} {:<9} {}  {}", "←".repeat(1), l.kind, l.id, l.detail);
+            println!("  ← {:<9} {}  {}", l.kind, l.id, l.detail);
         }
     }
     println!("● execution {}", t.execution_id);
