@@ -25,6 +25,24 @@ fn demo_runs_a_fleet_command_and_exits_cleanly() {
         );
     }
     assert!(stdout.contains("succeeded — 3 ok, 0 failed"), "{stdout}");
+    // The automation part: a rule restarts the instance the demo broke, through its
+    // agent, and the trace names the rule and the event.
+    assert!(
+        stdout.contains("ran remediation.restart on web-1: succeeded"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("remediation.restart_unhealthy  fired"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("instance.changed by agent:web-1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("restarted by its agent and is healthy again"),
+        "{stdout}"
+    );
     // The deploy part: v1 everywhere, then v2 rolled over, each instance health-gated.
     assert_eq!(
         stdout.matches("): succeeded").count(),

@@ -136,7 +136,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let done = super::run::follow(&client, &exec, true).await?;
     super::run::print_summary(&done);
 
-    let lb = deploy(&client, &exe, dir.path()).await?;
+    let port = free_base();
+    let lb = deploy(&client, &exe, dir.path(), port).await?;
+    let ports: Vec<(&str, u16)> = AGENTS.iter().map(|(n, _, o)| (*n, port + o)).collect();
+    if let Err(e) = super::demo_automation::show(&client, &ports).await {
+        eprintln!("warning: the auto-remediation part of the demo did not complete: {e:#}");
+    }
 
     println!("\n▶ drover is running. In another terminal, point the CLI at it:\n");
     println!("  export DROVER_URL={url}");
@@ -150,6 +155,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  drover generators render haproxy");
     println!("  drover hosts drain web-2   # out of the HAProxy pool (and undrain to return it)");
     println!("  drover events --follow");
+    println!("  drover packs list; drover rules get remediation.restart_unhealthy");
+    println!(
+        "  curl -X POST http://127.0.0.1:{}/break   # break web-1's instance; watch the rule restart it",
+        port
+    );
     println!("\n  (or save them: drover login --url {url} --token $DROVER_TOKEN)");
     match exit_after {
         Some(d) => println!(
@@ -309,8 +319,8 @@ async fn deploy(
     client: &Client,
     exe: &std::path::Path,
     dir: &std::path::Path,
+    port: u16,
 ) -> anyhow::Result<Option<(Child, u16)>> {
-    let port = free_base();
     let lb = super::demo_lb::haproxy_binary().map(|haproxy| Lb {
         haproxy,
         dir: dir.join("haproxy"),

@@ -5,6 +5,7 @@ mod actions;
 mod agent;
 mod artifacts;
 mod demo;
+mod demo_automation;
 mod demo_lb;
 mod demo_service;
 mod events;
