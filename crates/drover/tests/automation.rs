@@ -478,3 +478,118 @@ fn bad_packs_are_refused_whole_with_precise_errors() {
         after.as_array().unwrap().len()
     );
 }
+
+/// Timers fire rules; a throttled rule fires once per key and window; a rule that fires
+/// faster than its `max_rate` is stopped with an event; cancelling a running action
+/// stops its process.
+#[test]
+fn timers_throttle_runaway_guard_and_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    let pack = dir.path().join("guard");
+    write(
+        &pack,
+        &[
+            (
+                "pack.yaml",
+                "ref: guard\nname: guard\nversion: 0.1.0\ndescription: guards\n",
+            ),
+            (
+                "rules/tick.yaml",
+                "name: tick\nenabled: true\ntrigger:\n  type: core.st2.IntervalTimer\n  parameters: {unit: seconds, delta: 1}\naction:\n  ref: core.noop\n",
+            ),
+            (
+                "rules/throttled.yaml",
+                "name: throttled\nenabled: true\ntrigger:\n  type: core.st2.webhook\n  parameters: {url: t}\nthrottle:\n  key: '{{ trigger.body.host }}'\n  window: 10m\naction:\n  ref: core.noop\n",
+            ),
+            (
+                "rules/runaway.yaml",
+                "name: runaway\nenabled: true\ntrigger:\n  type: core.st2.webhook\n  parameters: {url: r}\nmax_rate: {count: 3, per: 1m}\naction:\n  ref: core.noop\n",
+            ),
+        ],
+    );
+    install(&ctl, &pack);
+    let token = [("authorization", format!("Bearer {}", ctl.admin_token))];
+    let auth: Vec<(&str, &str)> = token.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // Timer: fires about once a second.
+    wait_until(Duration::from_secs(15), "timer fired 3 times", || {
+        ctl.cli_json(&["rules", "get", "guard.tick", "--json"])["enforcements"]
+            .as_array()
+            .is_some_and(|e| e.len() >= 3)
+    });
+    assert!(
+        ctl.cli(&["rules", "disable", "guard.tick"])
+            .status
+            .success()
+    );
+
+    // Throttle: two hosts, three calls each → one firing per host.
+    for host in ["a", "b", "a", "b", "a"] {
+        let (s, _) = post(
+            &format!("{}/api/v1/webhooks/t", ctl.url),
+            &auth,
+            &format!(r#"{{"host": "{host}"}}"#),
+        );
+        assert_eq!(s, 202);
+    }
+    let mut rule = Value::Null;
+    wait_until(Duration::from_secs(10), "5 enforcements", || {
+        rule = ctl.cli_json(&["rules", "get", "guard.throttled", "--json"]);
+        rule["enforcements"]
+            .as_array()
+            .is_some_and(|e| e.len() == 5)
+    });
+    let statuses: Vec<&str> = rule["enforcements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "fired").count(),
+        2,
+        "{rule}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "throttled").count(),
+        3,
+        "{rule}"
+    );
+
+    // Runaway guard: the fourth firing within a minute stops the rule.
+    for i in 0..6 {
+        let (s, _) = post(&format!("{}/api/v1/webhooks/r", ctl.url), &auth, "{}");
+        // Once the rule is stopped no rule listens: later calls are refused.
+        assert!(s == 202 || (i >= 4 && s == 404), "call {i}: {s}");
+    }
+    wait_until(Duration::from_secs(10), "rule stopped", || {
+        !ctl.events("rule.stopped").is_empty()
+    });
+    let rule = ctl.cli_json(&["rules", "get", "guard.runaway", "--json"]);
+    assert_eq!(rule["enabled"], false, "{rule}");
+    let fired = rule["enforcements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "fired")
+        .count();
+    assert_eq!(fired, 3, "{rule}");
+    let stopped = &ctl.events("rule.stopped")[0];
+    assert_eq!(stopped["payload"]["rule"], "guard.runaway");
+    // After being stopped, webhooks for it are refused (no enabled rule listens).
+    let (s, _) = post(&format!("{}/api/v1/webhooks/r", ctl.url), &auth, "{}");
+    assert_eq!(s, 404);
+
+    // Cancel: a long local command is stopped.
+    let out = ctl.cli(&["actions", "run", "core.local", "cmd=sleep 30", "--async"]);
+    let id = text(&out).0.trim().to_string();
+    wait_until(Duration::from_secs(10), "running", || {
+        execution(&ctl, &id)["status"] == "running"
+    });
+    let started = std::time::Instant::now();
+    assert!(ctl.cli(&["executions", "cancel", &id]).status.success());
+    let done = wait_final(&ctl, &id, Duration::from_secs(15));
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
