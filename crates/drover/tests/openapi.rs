@@ -167,7 +167,7 @@ fn concrete_path(doc: &Value, path: &str, op: &Value) -> String {
 
 /// Operations that take a POST but change nothing, so any role may call them: `login`
 /// (it records the check in the event log) and `plan` (it computes a plan).
-const READ_ONLY_POSTS: [&str; 2] = ["/api/v1/login", "/api/v1/plan"];
+const READ_ONLY_POSTS: [&str; 3] = ["/api/v1/login", "/api/v1/plan", "/api/v1/rules/{ref}/test"];
 
 /// Operations anyone may call without a token.
 const PUBLIC: [&str; 2] = ["/api/v1/health", "/api/v1/openapi.json"];

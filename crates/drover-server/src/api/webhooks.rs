@@ -208,8 +208,6 @@ fn payload(name: &str, headers: &HeaderMap, body: &[u8]) -> Value {
     request_body(content = Object, description = "Any JSON (or text) body; it becomes `trigger.body`"),
     responses(
         (status = 202, description = "Recorded", body = WebhookAccepted),
-        (status = 401, description = "No valid credential", body = drover_proto::error::ApiError),
-        (status = 403, description = "The API token is below operator", body = drover_proto::error::ApiError),
         (status = 404, description = "No rule listens and no webhook is registered by that name", body = drover_proto::error::ApiError),
     ))]
 pub(crate) async fn receive(

@@ -109,6 +109,8 @@ impl Request {
         }
         if let Some(map) = object_param(params, "cookies")? {
             let mut pairs = Vec::new();
+            let mut map: Vec<_> = map.iter().collect();
+            map.sort_by(|a, b| a.0.cmp(b.0));
             for (name, value) in map {
                 let text = scalar_text(value).ok_or_else(|| {
                     format!(
@@ -129,6 +131,8 @@ impl Request {
 
         if let Some(map) = object_param(params, "params")? {
             let mut query = url.query_pairs_mut();
+            let mut map: Vec<_> = map.iter().collect();
+            map.sort_by(|a, b| a.0.cmp(b.0));
             for (name, value) in map {
                 let values = match value {
                     Value::Array(items) => items.iter().collect(),

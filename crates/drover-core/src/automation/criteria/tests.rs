@@ -359,10 +359,12 @@ fn empty_payload_never_matches_criteria() {
 
 #[test]
 fn explain_passing_and_failing() {
+    // Keys in sorted order: a JSON object's order depends on serde_json's
+    // `preserve_order` feature, which other crates of the workspace switch on.
     let criteria = Criteria::from_json(&json!({
+        "trigger.n": {"type": "lt", "pattern": 3},
         "trigger.status": {"type": "equals", "pattern": "up"},
         "trigger.x": {"type": "exists"},
-        "trigger.n": {"type": "lt", "pattern": 3},
     }))
     .unwrap();
     let checks = criteria.explain(&json!({"status": "down", "n": "2"}), NOW);
