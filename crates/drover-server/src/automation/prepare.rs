@@ -78,13 +78,28 @@ impl KvSnapshot {
     }
 }
 
-impl KvSource for KvSnapshot {
-    fn get(&self, scope: &str, key: &str) -> Option<KvEntry> {
-        let scope = match scope {
+impl KvSnapshot {
+    fn scope(&self, scope: &str) -> String {
+        match scope {
             "user" => format!("user:{}", self.user),
             other => other.to_string(),
-        };
-        self.entries.get(&(scope, key.to_string())).cloned()
+        }
+    }
+}
+
+impl KvSource for KvSnapshot {
+    fn get(&self, scope: &str, key: &str) -> Option<KvEntry> {
+        self.entries
+            .get(&(self.scope(scope), key.to_string()))
+            .cloned()
+    }
+
+    fn has_prefix(&self, scope: &str, prefix: &str) -> bool {
+        let scope = self.scope(scope);
+        let dotted = format!("{prefix}.");
+        self.entries
+            .keys()
+            .any(|(s, k)| *s == scope && k.starts_with(&dotted))
     }
 }
 
