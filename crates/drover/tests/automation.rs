@@ -593,3 +593,74 @@ fn timers_throttle_runaway_guard_and_cancel() {
     assert_eq!(done["status"], "cancelled", "{done}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// StackStorm's policies: `action.retry` runs a failed action again as new executions;
+/// `action.concurrency` with `cancel` refuses a run while the limit is reached.
+#[test]
+fn retry_and_concurrency_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    let pack = dir.path().join("pol");
+    write(
+        &pack,
+        &[
+            (
+                "pack.yaml",
+                "ref: pol\nname: pol\nversion: 0.1.0\ndescription: policies\n",
+            ),
+            (
+                "actions/flaky.yaml",
+                "name: flaky\nrunner_type: local-shell-cmd\nparameters:\n  cmd:\n    default: 'echo trying; exit 3'\n",
+            ),
+            (
+                "actions/slow.yaml",
+                "name: slow\nrunner_type: local-shell-cmd\nparameters:\n  cmd:\n    default: 'sleep 3'\n",
+            ),
+            (
+                "policies/retry.yaml",
+                "name: retry_flaky\nresource_ref: pol.flaky\npolicy_type: action.retry\nparameters:\n  retry_on: failure\n  max_retry_count: 2\n  delay: 0\n",
+            ),
+            (
+                "policies/one_at_a_time.yaml",
+                "name: one_slow\nresource_ref: pol.slow\npolicy_type: action.concurrency\nparameters:\n  action: cancel\n  threshold: 1\n",
+            ),
+        ],
+    );
+    install(&ctl, &pack);
+    let out = ctl.cli(&["actions", "run", "pol.flaky"]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let mut runs = Vec::new();
+    wait_until(Duration::from_secs(20), "two retries", || {
+        runs = executions(&ctl, "pol.flaky");
+        runs.len() == 3 && runs.iter().all(|e| e["status"] == "failed")
+    });
+    let mut retries: Vec<u64> = runs
+        .iter()
+        .filter_map(|e| e["spec"]["retry"].as_u64())
+        .collect();
+    retries.sort();
+    assert_eq!(retries, [1, 2], "{runs:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        executions(&ctl, "pol.flaky").len(),
+        3,
+        "no more than max_retry_count"
+    );
+
+    let first = text(&ctl.cli(&["actions", "run", "pol.slow", "--async"])).0;
+    wait_until(Duration::from_secs(10), "first slow running", || {
+        execution(&ctl, first.trim())["status"] == "running"
+    });
+    let second = text(&ctl.cli(&["actions", "run", "pol.slow", "--async"])).0;
+    let done = wait_final(&ctl, second.trim(), Duration::from_secs(10));
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(
+        done["action"]["result"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("one_slow"),
+        "{done}"
+    );
+    let done = wait_final(&ctl, first.trim(), Duration::from_secs(15));
+    assert_eq!(done["status"], "succeeded", "{done}");
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_core::automation::jinja;
+use drover_core::automation::pack::PolicyKind;
 use drover_core::automation::rule::Rule;
 use drover_core::workflow::conductor;
 use drover_core::workflow::spec::{WorkflowSpec, decode_workflow};
@@ -402,6 +403,9 @@ impl Work<'_> {
                     &exec.actor,
                     action_trigger(&exec, runner),
                 ));
+                if info.parent_id.is_none() {
+                    self.retry_policy(&exec).await?;
+                }
                 if let Some(parent) = info.parent_id.clone()
                     && let Some(key) = info.task_key.as_deref()
                 {
@@ -419,6 +423,75 @@ impl Work<'_> {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// StackStorm's `action.retry` policy: a failed (or timed out) execution is run
+    /// again as a new execution, up to `max_retry_count` times, after `delay` seconds.
+    async fn retry_policy(&mut self, exec: &Execution) -> anyhow::Result<()> {
+        let Some(info) = &exec.action else {
+            return Ok(());
+        };
+        let Some(action) = self.catalog.actions.get(&info.action_ref) else {
+            return Ok(());
+        };
+        let timed_out = info
+            .result
+            .as_ref()
+            .and_then(|r| r.get("timed_out"))
+            .and_then(Value::as_bool)
+            == Some(true);
+        let done = exec.spec.get("retry").and_then(Value::as_u64).unwrap_or(0);
+        for p in self
+            .catalog
+            .policies
+            .get(&info.action_ref)
+            .into_iter()
+            .flatten()
+        {
+            let PolicyKind::Retry {
+                retry_on,
+                max_retry_count,
+                delay,
+            } = &p.kind
+            else {
+                continue;
+            };
+            let hit = match retry_on.as_str() {
+                "timeout" => timed_out,
+                _ => exec.status == ExecutionStatus::Failed && !timed_out,
+            };
+            if !p.enabled || !hit || done >= u64::from(*max_retry_count) {
+                continue;
+            }
+            let params = self
+                .state
+                .store
+                .action_params(&exec.id)
+                .await?
+                .unwrap_or(Value::Null);
+            let values = prepare::open_params(self.state, &exec.id, &params)?;
+            let kv = self.kv().await?;
+            let id = uuid::Uuid::now_v7().to_string();
+            let prepared = prepare::prepare(self.state, action, &values, &kv, &exec.actor, &id)
+                .map_err(|e| anyhow::anyhow!("retry of {}: {e}", exec.id))?;
+            let mut spec = prepared.spec;
+            spec["retry"] = json!(done + 1);
+            spec["retry_of"] = json!(exec.id);
+            spec["policy"] = json!(p.name);
+            self.batch.actions.push(NewAction {
+                id,
+                action_ref: info.action_ref.clone(),
+                actor: exec.actor.clone(),
+                spec,
+                params: prepared.params,
+                rule_ref: info.rule_ref.clone(),
+                event_id: info.event_id,
+                not_before: Some(now_ms() + i64::from(*delay) * 1000),
+                ..NewAction::default()
+            });
+            break;
         }
         Ok(())
     }
