@@ -90,14 +90,20 @@ pub(crate) async fn step(state: &Arc<AppState>) -> anyhow::Result<bool> {
     let Work { batch, stopped, .. } = work;
     let full = events.len() as u32 == BATCH;
     if state.store.commit_batch(&batch).await? {
-        for (rule, reason) in stopped {
+        for (rule, reason, ev) in stopped {
             state.store.set_rule_enabled(&rule, false, "system").await?;
+            // The event that tipped it over rides along, so a rule on `rule.stopped`
+            // can act on it (quarantine the host that keeps failing).
             state
                 .store
                 .append_event(NewEvent::new(
                     types::RULE_STOPPED,
                     "system",
-                    json!({ "rule": rule, "reason": reason }),
+                    json!({
+                        "rule": rule,
+                        "reason": reason,
+                        "event": { "id": ev.id, "type": ev.kind, "payload": ev.payload },
+                    }),
                 ))
                 .await?;
         }
@@ -123,8 +129,8 @@ struct Work<'a> {
     workflows: HashMap<String, LoadedWorkflow>,
     /// Firings per rule in this batch (throttle keys, rate).
     fired: HashMap<String, Vec<(Option<String>, i64)>>,
-    /// Rules to stop after commit, with why.
-    stopped: Vec<(String, String)>,
+    /// Rules to stop after commit: the rule, why, and the event that tipped it over.
+    stopped: Vec<(String, String, Event)>,
 }
 
 fn now_ms() -> i64 {
@@ -321,8 +327,8 @@ impl Work<'_> {
             enforcement.status = "rate_limited".into();
             enforcement.reason = Some(reason.clone());
             self.batch.enforcements.push(enforcement);
-            if !self.stopped.iter().any(|(r, _)| r == &reference) {
-                self.stopped.push((reference, reason));
+            if !self.stopped.iter().any(|(r, _, _)| r == &reference) {
+                self.stopped.push((reference, reason, ev.clone()));
             }
             return Ok(());
         }

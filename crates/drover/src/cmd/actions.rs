@@ -27,7 +27,7 @@ use crate::render;
 ///   drover actions list --pack core
 ///   drover actions get core.local
 ///   drover actions run core.local cmd='uname -a'
-///   drover actions run core.remote cmd=uptime hosts='label.role=web'
+///   drover actions run core.remote cmd=uptime --on label.role=web
 ///   drover actions run hello.greet name=world shout=true
 ///   drover actions run hello.check_and_greet who=ops --async
 #[derive(Args, Debug)]
@@ -64,6 +64,10 @@ enum Verb {
         reference: String,
         /// Parameters as KEY=VALUE.
         params: Vec<String>,
+        /// Hosts for remote actions: a selector (`label.role=web`) or host names
+        /// (`web-1,web-2`); the same as `hosts=…`.
+        #[arg(long, value_name = "HOSTS")]
+        on: Option<String>,
         /// Return at once with the execution id.
         #[arg(long = "async")]
         asynchronous: bool,
@@ -168,14 +172,24 @@ pub async fn run(args: ActionsArgs) -> anyhow::Result<ExitCode> {
         Verb::Run {
             reference,
             params,
+            on,
             asynchronous,
             wait,
             json,
         } => {
-            let parameters = match parse_params(&params) {
+            let mut parameters = match parse_params(&params) {
                 Ok(p) => p,
                 Err(e) => return Ok(usage_error(e)),
             };
+            if let Some(on) = on
+                && parameters
+                    .insert("hosts".into(), serde_json::Value::String(on))
+                    .is_some()
+            {
+                return Ok(usage_error(
+                    "give the hosts once: --on or hosts=…, not both",
+                ));
+            }
             let wait = match drover_core::duration::parse_duration(&wait) {
                 Ok(d) => d,
                 Err(e) => return Ok(usage_error(format!("--wait: {e}"))),
