@@ -664,3 +664,90 @@ fn retry_and_concurrency_policies() {
     let done = wait_final(&ctl, first.trim(), Duration::from_secs(15));
     assert_eq!(done["status"], "succeeded", "{done}");
 }
+
+/// A GitHub-style HMAC webhook: a good signature is accepted, a bad or missing one is
+/// refused with 401 and records nothing; pausing a workflow holds its next task until
+/// it is resumed.
+#[test]
+fn hmac_webhooks_and_pause_resume() {
+    use hmac::Mac;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    let secret = "a-long-enough-hmac-secret";
+    let out = ctl.cli(&[
+        "webhooks", "create", "gh", "--auth", "hmac", "--secret", secret,
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let body = r#"{"ref": "refs/heads/main"}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let url = format!("{}/api/v1/webhooks/gh", ctl.url);
+    let before = ctl.events("webhook").len();
+    assert_eq!(
+        post(&url, &[("x-hub-signature-256", "sha256=00")], body).0,
+        401
+    );
+    assert_eq!(post(&url, &[], body).0, 401);
+    let (status, accepted) = post(&url, &[("x-hub-signature-256", &good)], body);
+    assert_eq!(status, 202, "{accepted}");
+    let events = ctl.events("webhook");
+    assert_eq!(events.len(), before + 1);
+    let ev = events.last().unwrap();
+    assert_eq!(ev["payload"]["body"]["ref"], "refs/heads/main");
+    assert_eq!(ev["actor"], "webhook:gh");
+    assert!(!ev.to_string().contains(secret));
+
+    // Pause and resume.
+    let pack = dir.path().join("pr");
+    write(
+        &pack,
+        &[
+            (
+                "pack.yaml",
+                "ref: pr\nname: pr\nversion: 0.1.0\ndescription: pause\n",
+            ),
+            (
+                "actions/two.yaml",
+                "name: two\nrunner_type: orquesta\nentry_point: workflows/two.yaml\n",
+            ),
+            (
+                "actions/workflows/two.yaml",
+                "version: 1.0\ntasks:\n  first:\n    action: core.local\n    input:\n      cmd: sleep 2\n    next:\n      - when: '{{ succeeded() }}'\n        do: second\n  second:\n    action: core.noop\n",
+            ),
+        ],
+    );
+    install(&ctl, &pack);
+    let out = ctl.cli(&["actions", "run", "pr.two", "--async"]);
+    let id = text(&out).0.trim().to_string();
+    wait_until(Duration::from_secs(10), "first task running", || {
+        executions(&ctl, "core.local")
+            .iter()
+            .any(|e| e["status"] == "running")
+    });
+    let out = ctl.cli(&["executions", "pause", &id]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    wait_until(Duration::from_secs(10), "first task done", || {
+        executions(&ctl, "core.local")
+            .iter()
+            .any(|e| e["status"] == "succeeded")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        executions(&ctl, "core.noop").is_empty(),
+        "paused: nothing new starts"
+    );
+    assert_eq!(execution(&ctl, &id)["status"], "running");
+    assert!(ctl.cli(&["executions", "resume", &id]).status.success());
+    let done = wait_final(&ctl, &id, Duration::from_secs(15));
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(executions(&ctl, "core.noop").len(), 1);
+    // Only workflows pause.
+    let out = ctl.cli(&["executions", "pause", &id]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("not a running workflow"),
+        "{:?}",
+        text(&out)
+    );
+}
