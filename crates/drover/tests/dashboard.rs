@@ -391,6 +391,55 @@ fn dashboard_in_a_browser() {
                 assert!(t.starts_with("execution."), "{t}");
             }
 
+            // Automation: the installed pack's rules with their switch, actions, and
+            // datastore keys with secrets masked. Disabling a rule is a click.
+            let pack = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/packs/remediation");
+            let out = fleet
+                .ctl
+                .cli(&["packs", "install", pack.to_str().expect("path")]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                fleet
+                    .ctl
+                    .cli(&["kv", "set", "db_password", "hunter2-browser", "--secret"])
+                    .status
+                    .success()
+            );
+            d.goto(format!("{url}/ui/automation")).await.expect("goto");
+            let rule = "tr[data-rule='remediation.restart_unhealthy']";
+            assert_eq!(
+                attr_of(&d, rule, "data-enabled").await.as_deref(),
+                Some("true")
+            );
+            let html = d.source().await.expect("source");
+            assert!(html.contains("core.local"), "built-in actions are listed");
+            assert!(html.contains("db_password") && html.contains("********"));
+            assert!(
+                !html.contains("hunter2-browser"),
+                "a secret is never on the page"
+            );
+            shot(&d, "automation").await;
+            d.find(By::Css(&format!("{rule} button")))
+                .await
+                .expect("switch button")
+                .click()
+                .await
+                .expect("click");
+            wait_for(Duration::from_secs(20), "the rule disabled", || async {
+                (attr_of(&d, rule, "data-enabled").await.as_deref() == Some("false")).then_some(())
+            })
+            .await;
+            let switched = fleet.ctl.events("rule.disabled");
+            assert_eq!(
+                switched[0]["payload"]["rule"],
+                "remediation.restart_unhealthy"
+            );
+
             // Sign out: back to the form, and the fleet page needs sign-in again.
             d.find(By::Css("form.user button"))
                 .await

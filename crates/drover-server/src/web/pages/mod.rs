@@ -1,6 +1,7 @@
 //! The dashboard's pages: one module per page, each a handler that reads the store and
 //! renders an askama template.
 
+mod automation;
 mod delta;
 mod events;
 mod executions;
@@ -34,6 +35,8 @@ pub(crate) fn routes() -> Router<Arc<Web>> {
         .route("/ui/executions/{id}", get(executions::page))
         .route("/ui/executions/{id}/live", get(executions::live))
         .route("/ui/events", get(events::page))
+        .route("/ui/automation", get(automation::page))
+        .route("/ui/rules/{reference}/{verb}", post(automation::switch))
 }
 
 /// What every full page shows around its content: navigation and the user.
