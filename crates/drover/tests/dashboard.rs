@@ -424,7 +424,7 @@ fn dashboard_in_a_browser() {
                 "a secret is never on the page"
             );
             shot(&d, "automation").await;
-            d.find(By::Css(&format!("{rule} button")))
+            d.find(By::Css(format!("{rule} button")))
                 .await
                 .expect("switch button")
                 .click()
