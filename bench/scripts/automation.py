@@ -56,7 +56,7 @@ tasks = "".join(f"  t{i}:\n    action: core.noop\n" + (f"    next:\n      - when
 open(pk + "/actions/workflows/w.yaml", "w").write("version: 1.0\ntasks:\n" + tasks)
 open(pk + "/actions/w.yaml", "w").write("name: w\nrunner_type: orquesta\nentry_point: workflows/w.yaml\n")
 subprocess.run([BIN, "packs", "install", pk], env=env, check=True, capture_output=True)
-per = []
+per = []; split = []
 for r in range(5):
     e = call("POST", "/actions/lat.w/run", {"parameters": {}})
     while True:
@@ -65,5 +65,13 @@ for r in range(5):
         time.sleep(0.05)
     assert x["status"] == "succeeded", x
     per.append((ts(x["finished_at"]) - ts(x["started_at"])) / 50)
+    # Where the time goes, from the store's own timestamps (Unix ms).
+    import sqlite3
+    db = sqlite3.connect(os.path.join(d, "drover.db"))
+    rows = db.execute("SELECT created_at, started_at, finished_at FROM executions WHERE parent_id = ? ORDER BY created_at", (e["id"],)).fetchall()
+    claim = statistics.mean(r[1] - r[0] for r in rows); run = statistics.mean(r[2] - r[1] for r in rows)
+    engine = statistics.mean(rows[i + 1][0] - rows[i][2] for i in range(len(rows) - 1))
+    split.append((claim, run, engine))
+print("  where: " + "; ".join(f"queued→claimed {c:.2f}, claimed→finished {r:.2f}, finished→next queued {g:.2f} ms" for c, r, g in split))
 print("50-task noop workflow: per task " + ", ".join(f"{p:.1f}" for p in per) + f" ms (median {statistics.median(per):.1f})")
 srv.terminate()

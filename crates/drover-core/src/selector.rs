@@ -43,6 +43,10 @@ use std::str::FromStr;
 
 use drover_proto::hosts::Host;
 
+mod prefilter;
+
+pub use prefilter::Prefilter;
+
 /// What a host must look like to be selected: a conjunction of terms.
 ///
 /// Build one with [`parse`] or [`str::parse`]; [`Display`](fmt::Display) prints the

@@ -6,6 +6,7 @@
 //! long-polls) is rebuilt from the store after a restart.
 
 mod api;
+mod applied;
 mod auth;
 mod automation;
 mod bootstrap;
@@ -139,6 +140,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         reconciler: Default::default(),
         generators: Default::default(),
         automation: Default::default(),
+        applied: Default::default(),
         secrets,
     });
     monitor::spawn(state.clone());

@@ -19,6 +19,8 @@ pub(crate) struct AppState {
     pub generators: crate::generators::Generators,
     /// The automation runtime's per-controller state.
     pub automation: crate::automation::Automation,
+    /// The applied model, parsed once per version.
+    pub applied: crate::applied::AppliedModel,
     /// Seals and opens datastore secrets.
     pub secrets: std::sync::Arc<crate::automation::secrets::SecretBox>,
 }

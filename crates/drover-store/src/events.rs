@@ -47,6 +47,13 @@ pub struct EventFilter {
     pub kind: Option<String>,
     /// Only events at or after this time (Unix ms).
     pub since_ms: Option<i64>,
+    /// Only events before this time (Unix ms).
+    pub until_ms: Option<i64>,
+    /// Only events by this actor (exact).
+    pub actor: Option<String>,
+    /// Only events whose type, actor or payload contains this text, ignoring ASCII
+    /// case (a plain substring: `%` and `_` mean themselves).
+    pub text: Option<String>,
     /// Paging cursor (an event id), interpreted per `order`.
     pub cursor: Option<i64>,
     /// Listing order.
@@ -179,6 +186,29 @@ impl Store {
         if filter.since_ms.is_some() {
             sql.push_str(&format!(" AND time >= {}", arg()));
         }
+        if filter.until_ms.is_some() {
+            sql.push_str(&format!(" AND time < {}", arg()));
+        }
+        if filter.actor.is_some() {
+            sql.push_str(&format!(" AND actor = {}", arg()));
+        }
+        let text = filter
+            .text
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(str::to_ascii_lowercase);
+        if text.is_some() {
+            // A substring test, not LIKE: the needle's `%` and `_` are plain characters.
+            let find = match self.dialect {
+                Dialect::Sqlite => "instr",
+                Dialect::Postgres => "strpos",
+            };
+            let a = arg();
+            sql.push_str(&format!(
+                " AND ({find}(lower(type), {a}) > 0 OR {find}(lower(actor), {a}) > 0 \
+                 OR {find}(lower(payload), {a}) > 0)"
+            ));
+        }
         if filter.cursor.is_some() {
             let op = match filter.order {
                 EventOrder::Asc => ">",
@@ -197,6 +227,15 @@ impl Store {
         }
         if let Some(s) = filter.since_ms {
             q = q.bind(s);
+        }
+        if let Some(u) = filter.until_ms {
+            q = q.bind(u);
+        }
+        if let Some(a) = &filter.actor {
+            q = q.bind(a.clone());
+        }
+        if let Some(t) = text {
+            q = q.bind(t);
         }
         if let Some(c) = filter.cursor {
             q = q.bind(c);

@@ -100,6 +100,12 @@ pub struct ExecutionFilter {
     pub actor: Option<String>,
     /// Only executions older than this id (paging cursor).
     pub before: Option<String>,
+    /// Only the steps of this workflow (or the remote part of this action).
+    pub parent_id: Option<String>,
+    /// Only executions created at or after this time (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Only executions created before this time (Unix ms).
+    pub until_ms: Option<i64>,
     /// At most this many.
     pub limit: u32,
 }
@@ -182,7 +188,7 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = crate::write::WriteTx;
 
 /// Marks an execution's commands that no agent took yet as done: they will never be
 /// delivered (cancel, abort, a finished rollout).
@@ -511,7 +517,7 @@ impl Store {
         .bind(now)
         .bind(host_id)
         .bind(now - redeliver_after_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.writer().await?)
         .await?;
         let mut commands = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -531,7 +537,7 @@ impl Store {
              AND status IN ('delivered', 'started') RETURNING id",
         )
         .bind(host_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.writer().await?)
         .await?;
         Ok((commands, cancel.into_iter().map(|c| c.0).collect()))
     }
@@ -561,7 +567,7 @@ impl Store {
              WHERE host_id = $1 AND status = 'started'",
         )
         .bind(host_id)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?
         .rows_affected();
         if n > 0 {
@@ -979,6 +985,16 @@ impl Store {
         }
         if let Some(b) = &filter.before {
             push("id <", b.clone(), &mut binds);
+        }
+        if let Some(parent) = &filter.parent_id {
+            push("parent_id =", parent.clone(), &mut binds);
+        }
+        // Numbers from the caller's own types, not text: written into the statement.
+        if let Some(ms) = filter.since_ms {
+            sql.push_str(&format!(" AND created_at >= {ms}"));
+        }
+        if let Some(ms) = filter.until_ms {
+            sql.push_str(&format!(" AND created_at < {ms}"));
         }
         sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", filter.limit));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -123,7 +123,7 @@ impl Store {
         .bind(now_ms())
         .bind(generator)
         .bind(host_id)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?
         .rows_affected();
         if n > 0 {
@@ -295,14 +295,14 @@ impl Store {
                     "DELETE FROM generator_outputs WHERE generator = $1{keep_clause}"
                 ))
                 .bind(g)
-                .execute(&self.pool)
+                .execute(&mut *self.writer().await?)
                 .await?
             }
             None => {
                 sqlx::query(sql!(
                     "DELETE FROM generator_outputs WHERE 1 = 1{keep_clause}"
                 ))
-                .execute(&self.pool)
+                .execute(&mut *self.writer().await?)
                 .await?
             }
         };

@@ -154,10 +154,16 @@ fn change(row: &AnyRow) -> Result<HostChange> {
 }
 
 impl Store {
-    /// The history of a host (by name or id), newest first, at most `limit` entries.
+    /// The history of a host (by name or id), newest first, at most `limit` entries,
+    /// those older than change `before` when given (keyset paging by change id).
     /// It stays readable after the host was removed. `NotFound` when neither a host nor
     /// any history goes by that name or id.
-    pub async fn host_history(&self, host: &str, limit: u32) -> Result<Vec<HostChange>> {
+    pub async fn host_history(
+        &self,
+        host: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<HostChange>> {
         let current: Option<(String,)> = sqlx::query_as(
             "SELECT id FROM hosts WHERE name = $1 OR id = $1 ORDER BY name = $1 DESC LIMIT 1",
         )
@@ -180,9 +186,10 @@ impl Store {
         };
         let rows = sqlx::query(
             "SELECT id, host_id, host_name, time, kind, actor, changes FROM host_changes \
-             WHERE host_id = $1 ORDER BY id DESC LIMIT $2",
+             WHERE host_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
         )
         .bind(host_id)
+        .bind(before.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

@@ -8,8 +8,10 @@ use drover_proto::hosts::{Host, HostStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use drover_core::selector::Prefilter;
+
 use crate::rows::{json, parse_enum, time};
-use crate::{Result, Store};
+use crate::{Dialect, Result, Store};
 
 /// Columns of a host row, in the order [`host`] reads them.
 pub(crate) const COLUMNS: &str = "id, name, status, labels, facts, enrolled_at, last_seen_at, \
@@ -53,13 +55,129 @@ pub(crate) fn host(row: &AnyRow) -> Result<Host> {
     })
 }
 
+/// A string as JSON writes it, quotes included.
+fn json_string(text: &str) -> String {
+    crate::rows::to_json(&text)
+}
+
 impl Store {
     /// Every host, by name.
     pub async fn list_hosts(&self) -> Result<Vec<Host>> {
-        let rows = sqlx::query(sql!("SELECT {COLUMNS} FROM hosts ORDER BY name"))
-            .fetch_all(&self.pool)
-            .await?;
+        self.hosts_where(None, None, &[]).await
+    }
+
+    /// At most `limit` hosts by name, those after `after` when given, that meet every
+    /// prefilter: one page read from the store (the unique index on `name` keeps it
+    /// cheap at any fleet size). Prefilters are necessary conditions only: the caller
+    /// still runs its selector on what comes back.
+    pub async fn list_hosts_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        pre: &[Prefilter],
+    ) -> Result<Vec<Host>> {
+        self.hosts_where(after, Some(limit), pre).await
+    }
+
+    /// Every host by name that meets every prefilter (see [`Store::list_hosts_page`]).
+    pub async fn list_hosts_where(&self, pre: &[Prefilter]) -> Result<Vec<Host>> {
+        self.hosts_where(None, None, pre).await
+    }
+
+    /// Hosts by name after `after`, meeting every prefilter, at most `limit`.
+    async fn hosts_where(
+        &self,
+        after: Option<&str>,
+        limit: Option<u32>,
+        pre: &[Prefilter],
+    ) -> Result<Vec<Host>> {
+        let mut binds: Vec<String> = Vec::new();
+        let mut sql = format!("SELECT {COLUMNS} FROM hosts WHERE 1 = 1");
+        if let Some(after) = after {
+            binds.push(after.to_string());
+            sql.push_str(&format!(" AND name > ${}", binds.len()));
+        }
+        self.push_prefilters(&mut sql, &mut binds, pre);
+        sql.push_str(" ORDER BY name");
+        if let Some(limit) = limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(host).collect()
+    }
+
+    /// Appends one `AND` condition per prefilter, binding its text as the next
+    /// parameter. Substring tests (`instr`/`strpos`), never `LIKE`: a selector's `%`
+    /// and `_` are plain characters. Labels are tested on their stored JSON, which
+    /// [`to_json`](crate::rows::to_json) writes: label `k` with a value starting `v`
+    /// holds the texts `"k"` and `"v`, however the map is spaced.
+    fn push_prefilters(&self, sql: &mut String, binds: &mut Vec<String>, pre: &[Prefilter]) {
+        let find = match self.dialect {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        };
+        for p in pre {
+            match p {
+                Prefilter::NameContains(text) => {
+                    binds.push(text.clone());
+                    sql.push_str(&format!(" AND {find}(name, ${}) > 0", binds.len()));
+                }
+                Prefilter::Label { key, prefix, exact } => {
+                    // The key, and the value's start, each as a JSON string, both in
+                    // the same column (agent or provider labels). Whitespace between
+                    // them does not matter.
+                    binds.push(json_string(key));
+                    let k = binds.len();
+                    let mut value = json_string(prefix);
+                    if !exact {
+                        value.pop(); // the closing quote: the value may go on
+                    }
+                    binds.push(value);
+                    let v = binds.len();
+                    sql.push_str(&format!(
+                        " AND (({find}(labels, ${k}) > 0 AND {find}(labels, ${v}) > 0) \
+                         OR ({find}(provider_labels, ${k}) > 0 \
+                         AND {find}(provider_labels, ${v}) > 0))"
+                    ));
+                }
+                Prefilter::Status(status) => {
+                    binds.push(status.clone());
+                    sql.push_str(&format!(" AND status = ${}", binds.len()));
+                }
+            }
+        }
+    }
+
+    /// Hosts `offset..offset + limit` by name: a page of the whole fleet by number.
+    pub async fn list_hosts_at(&self, offset: u64, limit: u32) -> Result<Vec<Host>> {
+        let rows = sqlx::query(sql!(
+            "SELECT {COLUMNS} FROM hosts ORDER BY name LIMIT $1 OFFSET $2"
+        ))
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(host).collect()
+    }
+
+    /// How many hosts have each status (statuses without hosts are absent).
+    pub async fn host_status_counts(&self) -> Result<Vec<(HostStatus, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM hosts GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(status, n)| {
+                Ok((
+                    parse_enum("hosts", &status, HostStatus::parse)?,
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     /// A host by id.

@@ -247,7 +247,7 @@ impl Store {
             ))
             .bind(now)
             .bind(host_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.writer().await?)
             .await?;
             if let Some(row) = row {
                 return Ok(Some(HeartbeatOutcome {

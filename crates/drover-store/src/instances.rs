@@ -44,6 +44,16 @@ fn report(row: &AnyRow) -> Result<InstanceReport> {
     })
 }
 
+/// A live instance row joined with its host's name.
+fn live_row(r: &AnyRow) -> Result<LiveRow> {
+    Ok(LiveRow {
+        host_id: r.try_get("host_id")?,
+        host_name: r.try_get("host_name")?,
+        report: report(r)?,
+        updated_at: time(r.try_get("updated_at")?),
+    })
+}
+
 impl Store {
     /// Replaces a host's live instances with `reports`, appending one event per
     /// difference. Returns how many instances changed.
@@ -161,6 +171,35 @@ impl Store {
         Ok(events.len())
     }
 
+    /// How many live instances each of `host_ids` has (hosts with none are absent).
+    /// Reads only those hosts' rows, through the primary key.
+    pub async fn instance_counts(
+        &self,
+        host_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, u32>> {
+        let mut counts = std::collections::HashMap::new();
+        for chunk in host_ids.chunks(self.dialect.batch_rows(1)) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT host_id, COUNT(*) AS n FROM instances WHERE host_id IN ({}) \
+                 GROUP BY host_id",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let n: i64 = row.try_get("n")?;
+                counts.insert(
+                    row.try_get("host_id")?,
+                    u32::try_from(n).unwrap_or(u32::MAX),
+                );
+            }
+        }
+        Ok(counts)
+    }
+
     /// Every live instance, by service, host name and index.
     pub async fn list_instances(&self) -> Result<Vec<LiveRow>> {
         let rows = sqlx::query(
@@ -169,15 +208,18 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LiveRow {
-                    host_id: r.try_get("host_id")?,
-                    host_name: r.try_get("host_name")?,
-                    report: report(r)?,
-                    updated_at: time(r.try_get("updated_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(live_row).collect()
+    }
+
+    /// One host's live instances, by service and index (through the primary key).
+    pub async fn host_instances(&self, host_id: &str) -> Result<Vec<LiveRow>> {
+        let rows = sqlx::query(
+            "SELECT i.*, h.name AS host_name FROM instances i JOIN hosts h ON h.id = i.host_id \
+             WHERE i.host_id = $1 ORDER BY i.service, i.idx",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(live_row).collect()
     }
 }

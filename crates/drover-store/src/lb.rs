@@ -28,7 +28,7 @@ pub struct DrainRow {
     pub created_at: i64,
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = crate::write::WriteTx;
 
 async fn bump(tx: &mut Tx) -> Result<i64> {
     let (epoch,): (i64,) = sqlx::query_as(
@@ -166,14 +166,14 @@ impl Store {
         .bind(at.host_id)
         .bind(at.service)
         .bind(i64::from(at.index))
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?
         .rows_affected();
         if n > 0 {
             sqlx::query("UPDATE rollouts SET last_progress_at = $1 WHERE execution_id = $2")
                 .bind(now_ms())
                 .bind(at.execution_id)
-                .execute(&self.pool)
+                .execute(&mut *self.writer().await?)
                 .await?;
         }
         Ok(n > 0)

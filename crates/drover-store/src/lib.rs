@@ -35,6 +35,7 @@ mod providers;
 mod rollouts;
 mod rows;
 mod tokens;
+mod write;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -128,6 +129,8 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     notifier: Notifier,
+    /// SQLite: this process's writers take turns (see [`write`]).
+    turn: Option<write::WriteTurn>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -191,6 +194,7 @@ impl Store {
             pool,
             dialect,
             notifier,
+            turn: (dialect == Dialect::Sqlite).then(Default::default),
         })
     }
 
@@ -223,7 +227,7 @@ impl Store {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -233,8 +237,16 @@ impl Store {
         self.pool.close().await;
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self.pool.begin_with(self.dialect.begin_write()).await?)
+    /// A connection for one autocommit write (in this process's turn, with SQLite).
+    async fn writer(&self) -> Result<write::WriteConn> {
+        Ok(write::WriteConn::acquire(&self.pool, self.turn.as_ref()).await?)
+    }
+
+    async fn begin_write(&self) -> Result<write::WriteTx> {
+        Ok(
+            write::WriteTx::begin(&self.pool, self.dialect.begin_write(), self.turn.as_ref())
+                .await?,
+        )
     }
 }
 

@@ -39,6 +39,16 @@ pub struct ModelVersion {
     pub files: Vec<StoredFile>,
 }
 
+impl ModelVersion {
+    /// Its files as `(path, text)`.
+    pub fn file_pairs(&self) -> Vec<(&str, &str)> {
+        self.files
+            .iter()
+            .map(|f| (f.path.as_str(), f.text.as_str()))
+            .collect()
+    }
+}
+
 fn version(row: &AnyRow, with_files: bool) -> Result<ModelVersion> {
     let files = if with_files {
         let text: String = row.try_get("files")?;
@@ -114,12 +124,18 @@ impl Store {
         row.as_ref().map(|r| version(r, true)).transpose()
     }
 
-    /// Versions, newest first, without files.
-    pub async fn list_model_versions(&self, limit: u32) -> Result<Vec<ModelVersion>> {
+    /// At most `limit` versions, newest first, without files: those older than
+    /// `before` when given (keyset paging by version number).
+    pub async fn list_model_versions(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ModelVersion>> {
         let rows = sqlx::query(
             "SELECT id, content_hash, author, message, created_at FROM model_versions \
-             ORDER BY id DESC LIMIT $1",
+             WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
+        .bind(before.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

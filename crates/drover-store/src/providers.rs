@@ -100,7 +100,7 @@ impl Store {
              VALUES ($1, 'pending', 0, 0) ON CONFLICT (name) DO NOTHING",
         )
         .bind(provider)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?;
         let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
         let won = sqlx::query(
@@ -109,7 +109,7 @@ impl Store {
         .bind(now_ms.saturating_add(interval_ms))
         .bind(provider)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?
         .rows_affected()
             == 1;
@@ -120,7 +120,7 @@ impl Store {
     pub async fn request_provider_sync(&self, provider: &str) -> Result<()> {
         sqlx::query("UPDATE providers SET next_due_at = 0 WHERE name = $1")
             .bind(provider)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }

@@ -257,7 +257,7 @@ fn final_execution_status(state: &str) -> Option<&'static str> {
     }
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = crate::write::WriteTx;
 
 async fn insert_units(
     tx: &mut Tx,
@@ -559,14 +559,14 @@ impl Store {
         .bind(at.host_id)
         .bind(at.service)
         .bind(i64::from(at.index))
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?
         .rows_affected();
         if n > 0 && to == "passed" {
             sqlx::query("UPDATE rollouts SET last_progress_at = $1 WHERE execution_id = $2")
                 .bind(now_ms())
                 .bind(at.execution_id)
-                .execute(&self.pool)
+                .execute(&mut *self.writer().await?)
                 .await?;
         }
         Ok(n > 0)
@@ -716,12 +716,12 @@ impl Store {
         )
         .bind(command_id)
         .bind(host_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         if row.is_some() {
             sqlx::query("UPDATE commands SET status = 'started' WHERE id = $1 AND status IN ('queued', 'delivered')")
                 .bind(command_id)
-                .execute(&self.pool)
+                .execute(&mut *self.writer().await?)
                 .await?;
         }
         Ok(row.map(|r| r.0))

@@ -66,6 +66,8 @@ suite!(
     mark_down_stale_returns_each_host_once_concurrently,
     events_filter_by_type,
     events_since_and_paging,
+    hosts_page_and_instance_counts_per_host,
+    hosts_prefilters_narrow_the_scan,
     notifier_delivers_event_notice,
     create_and_get_execution,
     dispatch_respects_parallel,
@@ -754,10 +756,10 @@ async fn mark_down_stale_returns_each_host_once_concurrently(ctx: Ctx) {
 fn filter(kind: Option<&str>, order: EventOrder, cursor: Option<i64>, limit: u32) -> EventFilter {
     EventFilter {
         kind: kind.map(str::to_string),
-        since_ms: None,
         cursor,
         order,
         limit,
+        ..Default::default()
     }
 }
 
@@ -879,6 +881,66 @@ async fn events_since_and_paging(ctx: Ctx) {
             .all(|e| e.kind == "test.even" && e.time.timestamp_millis() >= since)
     );
     assert!(got.iter().any(|e| e.id == ids[4]) && got.iter().any(|e| e.id == ids[6]));
+
+    // Until: exclusive, by time; with since it is a window.
+    let got = s
+        .list_events(&EventFilter {
+            until_ms: Some(since),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(got.iter().all(|e| e.time.timestamp_millis() < since));
+    assert!(got.iter().any(|e| e.id == ids[0]) && !got.iter().any(|e| e.id == ids[6]));
+
+    // Actor: exact.
+    let by = |actor: &str| EventFilter {
+        actor: Some(actor.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let got = s.list_events(&by("actor3")).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[3]]);
+    assert!(s.list_events(&by("actor")).await.unwrap().is_empty());
+
+    // Text: a substring of type, actor or payload, ASCII case ignored, `%`/`_` literal.
+    let text = |t: &str| EventFilter {
+        text: Some(t.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let ids_of = |v: Vec<drover_proto::events::Event>| v.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids_of(s.list_events(&text("ACTOR5")).await.unwrap()),
+        [ids[5]]
+    );
+    assert_eq!(
+        ids_of(s.list_events(&text("\"i\":2")).await.unwrap()),
+        [ids[2]]
+    );
+    let odd = ids_of(s.list_events(&text("test.ODD")).await.unwrap());
+    assert_eq!(odd, [ids[1], ids[3], ids[5]]);
+    assert!(
+        s.list_events(&text("%")).await.unwrap().is_empty(),
+        "`%` is literal"
+    );
+    assert!(
+        s.list_events(&text("actor_")).await.unwrap().is_empty(),
+        "`_` is literal"
+    );
+    // Combined with a type and an actor.
+    let got = s
+        .list_events(&EventFilter {
+            kind: Some("test.*".into()),
+            actor: Some("actor4".into()),
+            text: Some("4".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(got), [ids[4]]);
 
     // Limit.
     assert_eq!(
@@ -2329,6 +2391,39 @@ async fn list_executions_filters_and_pages(ctx: Ctx) {
         .is_empty()
     );
 
+    // A time window, by creation time: since is inclusive, until exclusive.
+    let listed = s.list_executions(&all).await.unwrap();
+    let created = |id: &str| {
+        listed
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.created_at.timestamp_millis())
+            .unwrap()
+    };
+    let window = |since: Option<i64>, until: Option<i64>| ExecutionFilter {
+        since_ms: since,
+        until_ms: until,
+        ..all.clone()
+    };
+    assert_eq!(list(window(Some(created("e1")), None)).await.len(), 6);
+    assert!(list(window(None, Some(created("e1")))).await.is_empty());
+    assert!(list(window(Some(created("e6") + 1), None)).await.is_empty());
+    let upto = list(window(None, Some(created("e6") + 1))).await;
+    assert_eq!(upto.len(), 6);
+    let recent = list(window(Some(created("e4")), None)).await;
+    assert!(recent.contains(&"e4".to_string()) && recent.contains(&"e6".to_string()));
+    assert!(!recent.contains(&"e1".to_string()) || created("e1") == created("e4"));
+
+    // By parent: none of these has one.
+    assert!(
+        list(ExecutionFilter {
+            parent_id: Some("e1".into()),
+            ..all.clone()
+        })
+        .await
+        .is_empty()
+    );
+
     // Paging with `before`.
     let mut got = Vec::new();
     let mut before = None;
@@ -2722,7 +2817,7 @@ async fn model_versions_are_numbered_and_kept(ctx: Ctx) {
         s.get_model_version(v1.id).await.unwrap().unwrap().files,
         files
     );
-    let list = s.list_model_versions(10).await.unwrap();
+    let list = s.list_model_versions(None, 10).await.unwrap();
     assert_eq!(
         list.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
         ["second", "first"]
@@ -2730,6 +2825,18 @@ async fn model_versions_are_numbered_and_kept(ctx: Ctx) {
     assert!(
         list.iter().all(|v| v.files.is_empty()),
         "listings carry no files"
+    );
+    // Keyset pages: newest first, then those older than the cursor.
+    let first_page = s.list_model_versions(None, 1).await.unwrap();
+    assert_eq!(first_page.len(), 1);
+    assert_eq!(first_page[0].id, v2.id);
+    let next = s.list_model_versions(Some(v2.id), 10).await.unwrap();
+    assert_eq!(next.iter().map(|v| v.id).collect::<Vec<_>>(), [v1.id]);
+    assert!(
+        s.list_model_versions(Some(v1.id), 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
     let applied = events_of(s, "model.applied").await;
     assert_eq!(applied.len(), 2);
@@ -2843,7 +2950,7 @@ async fn inventory_sync_adds_changes_and_removes(ctx: Ctx) {
         .unwrap();
     assert_eq!((o.added, o.changed, o.removed, o.unchanged), (0, 0, 0, 2));
     assert_eq!(events_of(s, "*").await.len(), before);
-    assert_eq!(s.host_history("web1", 10).await.unwrap().len(), 1);
+    assert_eq!(s.host_history("web1", None, 10).await.unwrap().len(), 1);
 
     // web1 moves and gets a label; web2 is gone.
     let mut moved = discovered("i-1", "web1-renamed", Some("10.0.9.9"));
@@ -2874,7 +2981,7 @@ async fn inventory_sync_adds_changes_and_removes(ctx: Ctx) {
     let removed = events_of(s, types::HOST_REMOVED).await;
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0].payload["host"], "web2");
-    let history = s.host_history("web1", 10).await.unwrap();
+    let history = s.host_history("web1", None, 10).await.unwrap();
     assert_eq!(
         history.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
         ["changed", "added"]
@@ -2918,7 +3025,7 @@ async fn inventory_merges_with_agent_by_name(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!((o.added, o.changed, o.unchanged), (0, 0, 1));
-    let history = s.host_history(&agent.id, 10).await.unwrap();
+    let history = s.host_history(&agent.id, None, 10).await.unwrap();
     assert_eq!(history[0].kind, "changed");
     assert_eq!(history[0].changes["provider"].to, Some(json!("aws")));
     assert_eq!(history[1].kind, "added");
@@ -3000,7 +3107,7 @@ async fn inventory_agent_enrolls_onto_missing_host(ctx: Ctx) {
         json!({ "from": "missing", "to": "up" })
     );
     assert_eq!(changed[0].actor, "agent:web1");
-    let history = s.host_history("web1", 10).await.unwrap();
+    let history = s.host_history("web1", None, 10).await.unwrap();
     assert_eq!(history[0].kind, "changed");
     assert_eq!(history[0].changes["status"].from, Some(json!("missing")));
     assert_eq!(history[0].changes["status"].to, Some(json!("up")));
@@ -3013,9 +3120,16 @@ async fn inventory_agent_enrolls_onto_missing_host(ctx: Ctx) {
     assert_eq!(down.len(), 1);
     assert_eq!(down[0].name, "web1");
     assert_eq!(host_named(s, "web2").await.status, HostStatus::Missing);
-    let history = s.host_history("web1", 1).await.unwrap();
+    let history = s.host_history("web1", None, 1).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].kind, "down");
+    // The next page starts below the cursor and goes back to where the host began.
+    let all = s.host_history("web1", None, 100).await.unwrap();
+    let older = s
+        .host_history("web1", Some(history[0].id), 100)
+        .await
+        .unwrap();
+    assert_eq!(older, all[1..], "the rest, in the same order");
 }
 
 async fn inventory_unlisted_host_with_agent_is_kept(ctx: Ctx) {
@@ -3213,7 +3327,7 @@ async fn inventory_history_survives_removal(ctx: Ctx) {
     s.sync_provider("aws", &[], "provider:aws").await.unwrap();
     assert!(s.get_host(&id).await.unwrap().is_none());
     for key in ["tmp1", id.as_str()] {
-        let history = s.host_history(key, 10).await.unwrap();
+        let history = s.host_history(key, None, 10).await.unwrap();
         assert_eq!(
             history.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
             ["removed", "added"]
@@ -3223,12 +3337,12 @@ async fn inventory_history_survives_removal(ctx: Ctx) {
         assert_eq!(history[0].changes["provider"].from, Some(json!("aws")));
     }
     assert!(matches!(
-        s.host_history("never-was", 10).await,
+        s.host_history("never-was", None, 10).await,
         Err(StoreError::NotFound(_))
     ));
     // An enrolled host's history starts with `added`.
     enroll(s, "fresh").await;
-    assert_eq!(s.host_history("fresh", 10).await.unwrap().len(), 1);
+    assert_eq!(s.host_history("fresh", None, 10).await.unwrap().len(), 1);
 }
 
 async fn inventory_drain_and_undrain(ctx: Ctx) {
@@ -3251,7 +3365,7 @@ async fn inventory_drain_and_undrain(ctx: Ctx) {
     assert_eq!(undrained.len(), 1);
     assert_eq!(undrained[0].actor, "bob");
     assert_eq!(undrained[0].payload["host"], "web1");
-    let history = s.host_history("web1", 2).await.unwrap();
+    let history = s.host_history("web1", None, 2).await.unwrap();
     assert_eq!(
         history
             .iter()
@@ -3323,14 +3437,14 @@ async fn inventory_heartbeat_records_changes(ctx: Ctx) {
     )
     .await
     .unwrap();
-    assert_eq!(s.host_history("web1", 10).await.unwrap().len(), 1);
+    assert_eq!(s.host_history("web1", None, 10).await.unwrap().len(), 1);
     assert!(events_of(s, types::HOST_CHANGED).await.is_empty());
     let mut f = facts("web1");
     f.cpus = 8;
     s.heartbeat(&h.id, Some(&f), Some(&labels(&[("role", "db")])))
         .await
         .unwrap();
-    let history = s.host_history("web1", 10).await.unwrap();
+    let history = s.host_history("web1", None, 10).await.unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].kind, "changed");
     assert_eq!(history[0].actor, "agent:web1");
@@ -3356,7 +3470,7 @@ async fn inventory_heartbeat_records_changes(ctx: Ctx) {
             .came_up
     );
     let kinds: Vec<String> = s
-        .host_history("web1", 10)
+        .host_history("web1", None, 10)
         .await
         .unwrap()
         .into_iter()
@@ -3396,4 +3510,149 @@ async fn inventory_sync_of_many_hosts(ctx: Ctx) {
     for t in [first, again, removal] {
         assert!(t < Duration::from_secs(20), "sync took {t:?}");
     }
+}
+
+async fn hosts_prefilters_narrow_the_scan(ctx: Ctx) {
+    let s = &ctx.store;
+    let odd = r#"say "hi" \ 50%_off"#;
+    for (name, pairs) in [
+        ("a1", vec![("rack", "r07"), ("note", odd)]),
+        ("a2", vec![("rack", "r070")]),
+        ("b1", vec![]),
+    ] {
+        s.enroll_host(
+            &format!("host-{name}"),
+            name,
+            &labels(&pairs),
+            &facts(name),
+            credential(&format!("cred-{name}")),
+        )
+        .await
+        .unwrap();
+    }
+    // `p1` is known to a provider only: its labels are the provider's, its status missing.
+    s.sync_provider("aws", &[discovered("i-1", "p1", None)], "provider:aws")
+        .await
+        .unwrap();
+    let names = |hosts: Vec<Host>| hosts.into_iter().map(|h| h.name).collect::<Vec<_>>();
+    // (selector, what the store returns, what the selector then keeps)
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("all", &["a1", "a2", "b1", "p1"], &["a1", "a2", "b1", "p1"]),
+        ("label.rack=r07", &["a1"], &["a1"]),
+        ("label.rack=r07*", &["a1", "a2"], &["a1", "a2"]),
+        ("label.rack=*", &["a1", "a2"], &["a1", "a2"]),
+        ("label.rack=*7", &["a1", "a2"], &["a1"]),
+        (r#"label.note=say "hi" \ 50%_off"#, &["a1"], &["a1"]),
+        ("label.note=say*", &["a1"], &["a1"]),
+        ("label.note=50%*", &[], &[]),
+        ("label.team=infra", &["p1"], &["p1"]),
+        ("label.role=provider-*", &["p1"], &["p1"]),
+        ("fact.status=missing", &["p1"], &["p1"]),
+        ("fact.status=up,name=a*", &["a1", "a2"], &["a1", "a2"]),
+        ("name=*1", &["a1", "b1", "p1"], &["a1", "b1", "p1"]),
+        ("name=?1", &["a1", "b1", "p1"], &["a1", "b1", "p1"]),
+        ("name=%", &[], &[]),
+        (
+            "label.rack!=r07",
+            &["a1", "a2", "b1", "p1"],
+            &["a2", "b1", "p1"],
+        ),
+    ];
+    for (text, stored, kept) in cases {
+        let selector = drover_core::selector::parse(text).unwrap();
+        let read = s.list_hosts_where(&selector.prefilters()).await.unwrap();
+        let matched: Vec<Host> = read
+            .iter()
+            .filter(|h| selector.matches(*h))
+            .cloned()
+            .collect();
+        assert_eq!(names(read), *stored, "store rows for `{text}`");
+        assert_eq!(names(matched), *kept, "matches for `{text}`");
+    }
+    // Paged with a cursor, the same prefilters apply.
+    let pre = drover_core::selector::parse("name=*1")
+        .unwrap()
+        .prefilters();
+    let page = s.list_hosts_page(Some("a1"), 1, &pre).await.unwrap();
+    assert_eq!(names(page), ["b1"]);
+    let page = s.list_hosts_page(Some("b1"), 5, &pre).await.unwrap();
+    assert_eq!(names(page), ["p1"]);
+}
+
+async fn hosts_page_and_instance_counts_per_host(ctx: Ctx) {
+    let s = &ctx.store;
+    let hosts = enroll_many(s, "pg", 5).await;
+    let mut names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    names.sort();
+    let page = |after: Option<String>, limit| async move {
+        s.list_hosts_page(after.as_deref(), limit, &[])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.name)
+            .collect::<Vec<_>>()
+    };
+    // Pages follow the names, from after the cursor, and cover everything once.
+    assert_eq!(page(None, 2).await, names[..2]);
+    assert_eq!(page(Some(names[1].clone()), 2).await, names[2..4]);
+    assert_eq!(page(Some(names[3].clone()), 2).await, names[4..]);
+    assert!(page(Some(names[4].clone()), 2).await.is_empty());
+    assert_eq!(page(Some(String::new()), 100).await, names);
+    // By number: offset and limit.
+    let at = |offset, limit| async move {
+        s.list_hosts_at(offset, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(0, 2).await, names[..2]);
+    assert_eq!(at(3, 10).await, names[3..]);
+    assert!(at(5, 10).await.is_empty());
+    let counts = s.host_status_counts().await.unwrap();
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 5);
+    let full = s.list_hosts_page(None, 100, &[]).await.unwrap();
+    assert_eq!(
+        full,
+        s.list_hosts().await.unwrap(),
+        "same rows as the full list"
+    );
+
+    // Counts: only the hosts asked about, and none for a host without instances.
+    let web = report("web", 0, "1.0", LifecycleState::Running, Health::Healthy);
+    let web1 = report("web", 1, "1.0", LifecycleState::Running, Health::Healthy);
+    let db = report("db", 0, "5", LifecycleState::Running, Health::Healthy);
+    s.replace_instances(
+        &hosts[0].id,
+        &hosts[0].name,
+        &[web.clone(), web1.clone(), db.clone()],
+    )
+    .await
+    .unwrap();
+    s.replace_instances(&hosts[1].id, &hosts[1].name, std::slice::from_ref(&db))
+        .await
+        .unwrap();
+    let ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
+    let counts = s.instance_counts(&ids).await.unwrap();
+    assert_eq!(counts.get(&hosts[0].id), Some(&3));
+    assert_eq!(counts.get(&hosts[1].id), Some(&1));
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    let counts = s.instance_counts(&ids[1..]).await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert!(s.instance_counts(&[]).await.unwrap().is_empty());
+
+    // One host's instances, by service and index.
+    let mine = s.host_instances(&hosts[0].id).await.unwrap();
+    let got: Vec<(String, u32)> = mine
+        .iter()
+        .map(|r| (r.report.service.clone(), r.report.index))
+        .collect();
+    assert_eq!(
+        got,
+        [("db".into(), 0), ("web".into(), 0), ("web".into(), 1)]
+    );
+    assert!(mine.iter().all(|r| r.host_name == hosts[0].name));
+    assert!(s.host_instances(&hosts[2].id).await.unwrap().is_empty());
 }

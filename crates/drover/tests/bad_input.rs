@@ -280,6 +280,20 @@ fn malformed_and_oversized_bodies_get_400_and_413() {
     let (status, body) = api.get("/events?limit=0", Some(t));
     assert_eq!(status, 400);
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("limit")));
+    // Model versions are paged like every list: a bad cursor or limit is named.
+    let (status, body) = api.get("/models?after=abc", Some(t));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("`after`"))
+    );
+    let (status, body) = api.get("/models?limit=1001", Some(t));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = api.get("/models", Some(t));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], json!([]));
+    assert_eq!(body["next"], json!(null));
     let (status, _) = api.get("/nope", Some(t));
     assert_eq!(status, 404);
     assert_eq!(

@@ -283,3 +283,77 @@ fn sigterm_stops_the_controller_gracefully_and_a_restart_finishes_the_run() {
     assert_eq!(v["execution"]["status"], "succeeded", "{v:#}");
     assert_eq!(v["output"]["db-1"]["stdout"], "done-db-1\n");
 }
+
+#[test]
+fn events_and_executions_search_by_actor_text_and_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    assert!(
+        ctl.cli(&["kv", "set", "deploy_window", "open"])
+            .status
+            .success()
+    );
+    let lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["events", "--json", "--limit", "1000"];
+        all.extend_from_slice(args);
+        let out = ctl.cli(&all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out).1);
+        text(&out)
+            .0
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+    // Text: any of type, actor or payload, case ignored.
+    let found = lines(&["--grep", "DEPLOY_window"]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["type"], "kv.set");
+    let actor = found[0]["actor"].as_str().expect("actor").to_string();
+    // Actor: exact.
+    let by = lines(&["--actor", &actor]);
+    assert!(!by.is_empty() && by.iter().all(|e| e["actor"] == actor.as_str()));
+    assert!(lines(&["--actor", &actor[..actor.len() - 1]]).is_empty());
+    assert_eq!(
+        lines(&["--actor", &actor, "--grep", "deploy_window"]).len(),
+        1
+    );
+    // Until: an hour ago leaves nothing of this fresh controller; with --since it is a
+    // window.
+    assert!(lines(&["--until", "1h"]).is_empty());
+    assert_eq!(
+        lines(&[
+            "--since",
+            "1h",
+            "--until",
+            "2099-01-01T00:00:00Z",
+            "--grep",
+            "deploy_window"
+        ])
+        .len(),
+        1
+    );
+    // Bad input: a usage error naming the flag; --until cannot follow.
+    let out = ctl.cli(&["events", "--until", "soonish"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).1.contains("--until `soonish`"),
+        "{}",
+        text(&out).1
+    );
+    let out = ctl.cli(&["events", "--until", "1h", "--follow"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // Executions take the same time window, and a workflow's tasks by --parent.
+    assert!(ctl.cli(&["actions", "run", "core.noop"]).status.success());
+    let list = |args: &[&str]| -> usize {
+        let mut all = vec!["executions", "--json"];
+        all.extend_from_slice(args);
+        ctl.cli_json(&all).as_array().map(Vec::len).unwrap_or(0)
+    };
+    assert_eq!(list(&["--since", "1h"]), 1);
+    assert_eq!(list(&["--until", "1h"]), 0);
+    assert_eq!(list(&["--parent", "no-such-workflow"]), 0);
+    let out = ctl.cli(&["executions", "--since", "later"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("--since `later`"), "{}", text(&out).1);
+}

@@ -8,135 +8,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Controller, Db, Fleet, http_ok};
+use common::web::*;
+use common::{Controller, Db, Fleet};
 use thirtyfour::prelude::*;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Where screenshots go: `$CARGO_TARGET_DIR` or the workspace's `target/`.
-fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let dir = target.join("dashboard-screenshots");
-    std::fs::create_dir_all(&dir).expect("create the screenshot dir");
-    dir
-}
-
-/// chromedriver on a free port; killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_chromedriver(log: &Path) -> Driver {
-    for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
-        assert!(
-            Path::new(path).exists(),
-            "{path} is missing: the dashboard tests need Debian's `{package}` \
-             (apt-get install chromium chromium-driver; .ci/run installs it). Failing, not skipping."
-        );
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .arg(format!("--log-path={}", log.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http_ok(&format!("{}/status", driver.url)) {
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not answer on port {port} in 30s; see {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    driver
-}
-
-async fn browser(driver: &Driver, profile: &Path) -> WebDriver {
-    let mut caps = DesiredCapabilities::chrome();
-    caps.set_binary(CHROMIUM).expect("binary");
-    for arg in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ] {
-        caps.add_arg(arg).expect("arg");
-    }
-    caps.add_arg(&format!("--user-data-dir={}", profile.display()))
-        .expect("arg");
-    WebDriver::new(driver.url.as_str(), caps)
-        .await
-        .expect("a chromium session through chromedriver")
-}
-
-/// Polls `check` every 200 ms until it returns `Some`, failing after `limit`.
-async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn attr_of(d: &WebDriver, css: &str, attr: &str) -> Option<String> {
-    d.find(By::Css(css)).await.ok()?.attr(attr).await.ok()?
-}
-
-async fn path_of(d: &WebDriver) -> String {
-    d.current_url()
-        .await
-        .map(|u| u.path().to_string())
-        .unwrap_or_default()
-}
-
-async fn shot(d: &WebDriver, name: &str) {
-    let path = screenshot_dir().join(format!("{name}.png"));
-    d.screenshot(&path).await.expect("screenshot");
-    eprintln!("screenshot: {}", path.display());
-}
 
 #[test]
 fn dashboard_in_a_browser() {
@@ -158,18 +34,8 @@ fn dashboard_in_a_browser() {
             assert_eq!(path_of(&d).await, "/ui/signin");
 
             // A wrong token shows an error and stays on the form.
-            d.find(By::Id("token"))
-                .await
-                .expect("token field")
-                .send_keys("drover_api_not-a-real-token")
-                .await
-                .expect("type");
-            d.find(By::Css("form button[type=submit]"))
-                .await
-                .expect("button")
-                .click()
-                .await
-                .expect("click");
+            type_in(&d, By::Id("token"), "drover_api_not-a-real-token").await;
+            click(&d, By::Css("form button[type=submit]")).await;
             let error = wait_for(Duration::from_secs(20), "the sign-in error", || async {
                 d.find(By::Id("signin-error")).await.ok()?.text().await.ok()
             })
@@ -179,12 +45,7 @@ fn dashboard_in_a_browser() {
             assert_eq!(path_of(&d).await, "/ui/signin");
 
             // The right token lands on the fleet (keyboard only: Enter submits).
-            d.find(By::Id("token"))
-                .await
-                .expect("token field")
-                .send_keys(format!("{admin}\n"))
-                .await
-                .expect("type");
+            type_in(&d, By::Id("token"), &format!("{admin}\n")).await;
             wait_for(Duration::from_secs(20), "the fleet page", || async {
                 (path_of(&d).await == "/ui/fleet").then_some(())
             })
@@ -256,12 +117,7 @@ fn dashboard_in_a_browser() {
                 .expect("laptop size");
 
             // Filter with a selector (kept in the URL), and a wrong one shows its column.
-            d.find(By::Id("selector"))
-                .await
-                .expect("selector field")
-                .send_keys("label.role=web\n")
-                .await
-                .expect("type");
+            type_in(&d, By::Id("selector"), "label.role=web\n").await;
             wait_for(Duration::from_secs(20), "the filtered view", || async {
                 let url = d.current_url().await.ok()?;
                 let rows = d.find_all(By::Css("tr.host")).await.ok()?;
@@ -290,12 +146,7 @@ fn dashboard_in_a_browser() {
             assert_eq!(groups.len(), 2, "role=db and role=web");
 
             // The host page, reached by its link; run a command from it.
-            d.find(By::Css("tr[data-host='web-1'] a"))
-                .await
-                .expect("host link")
-                .click()
-                .await
-                .expect("click");
+            click(&d, By::Css("tr[data-host='web-1'] a")).await;
             wait_for(Duration::from_secs(20), "the host page", || async {
                 (path_of(&d).await == "/ui/hosts/web-1").then_some(())
             })
@@ -315,12 +166,7 @@ fn dashboard_in_a_browser() {
                 .send_keys("echo dashboard-run-1; sleep 1; echo dashboard-run-2")
                 .await
                 .expect("type");
-            d.find(By::Css("form.run button[type=submit]"))
-                .await
-                .expect("run button")
-                .click()
-                .await
-                .expect("click");
+            click(&d, By::Css("form.run button[type=submit]")).await;
             let exec_path = wait_for(Duration::from_secs(20), "the execution page", || async {
                 let p = path_of(&d).await;
                 p.starts_with("/ui/executions/").then_some(p)
@@ -351,12 +197,7 @@ fn dashboard_in_a_browser() {
             let exec_id = exec_path.trim_start_matches("/ui/executions/").to_string();
 
             // The events page lists what was just done, newest first.
-            d.find(By::LinkText("Events"))
-                .await
-                .expect("events link")
-                .click()
-                .await
-                .expect("click");
+            click(&d, By::LinkText("Events")).await;
             wait_for(Duration::from_secs(20), "the events page", || async {
                 (path_of(&d).await == "/ui/events").then_some(())
             })
@@ -391,6 +232,62 @@ fn dashboard_in_a_browser() {
                 assert!(t.starts_with("execution."), "{t}");
             }
 
+            // The first page is a live tail: a new event shows up without a reload
+            // (the search box found before it is still the same element afterwards).
+            d.goto(format!("{url}/ui/events")).await.expect("goto");
+            let search = d.find(By::Id("q")).await.expect("search box");
+            let out = fleet.ctl.cli(&["kv", "set", "tail_probe", "seen-live"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let actor = wait_for(Duration::from_secs(20), "the new kv event", || async {
+                attr_of(&d, "tr.event[data-type='kv.set']", "data-actor").await
+            })
+            .await;
+            assert!(
+                search
+                    .is_displayed()
+                    .await
+                    .expect("same element, no reload")
+            );
+            // Search by text and actor: only the matching event is left, and the
+            // filters are in the URL.
+            search.send_keys("TAIL_probe").await.expect("type");
+            type_in(&d, By::Id("actor"), &actor).await;
+            click(&d, By::Css("form.filters button[type=submit]")).await;
+            let rows = wait_for(Duration::from_secs(20), "the search result", || async {
+                let url = d.current_url().await.ok()?;
+                url.query()?.contains("q=TAIL_probe").then_some(())?;
+                d.find_all(By::Css("tr.event")).await.ok()
+            })
+            .await;
+            assert_eq!(rows.len(), 1, "one event names tail_probe");
+            assert_eq!(
+                rows[0].attr("data-type").await.ok().flatten().as_deref(),
+                Some("kv.set")
+            );
+            shot(&d, "events-search").await;
+            // A bad time is explained next to the form, and nothing is listed.
+            d.goto(format!("{url}/ui/events?since=soonish"))
+                .await
+                .expect("goto");
+            let errors = d
+                .find(By::Id("filter-errors"))
+                .await
+                .expect("the errors")
+                .text()
+                .await
+                .expect("text");
+            assert!(errors.contains("`soonish` is not a time"), "{errors}");
+            assert!(
+                d.find_all(By::Css("tr.event"))
+                    .await
+                    .expect("rows")
+                    .is_empty()
+            );
+
             // Automation: the installed pack's rules with their switch, actions, and
             // datastore keys with secrets masked. Disabling a rule is a click.
             let pack = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -424,12 +321,7 @@ fn dashboard_in_a_browser() {
                 "a secret is never on the page"
             );
             shot(&d, "automation").await;
-            d.find(By::Css(format!("{rule} button")))
-                .await
-                .expect("switch button")
-                .click()
-                .await
-                .expect("click");
+            click(&d, By::Css(format!("{rule} button"))).await;
             wait_for(Duration::from_secs(20), "the rule disabled", || async {
                 (attr_of(&d, rule, "data-enabled").await.as_deref() == Some("false")).then_some(())
             })
@@ -440,13 +332,66 @@ fn dashboard_in_a_browser() {
                 "remediation.restart_unhealthy"
             );
 
+            // An action's page has a form built from its parameter schema. A bad value
+            // comes back on the form with the reason and runs nothing; a good one runs
+            // and lands on the new execution.
+            click(&d, By::Css("tr[data-action='core.local'] a")).await;
+            wait_for(Duration::from_secs(20), "the action page", || async {
+                (path_of(&d).await == "/ui/actions/core.local").then_some(())
+            })
+            .await;
+            let actions_before = fleet
+                .ctl
+                .cli_json(&["executions", "--limit", "200", "--json"]);
+            let count = |v: &serde_json::Value| v.as_array().map(Vec::len).unwrap_or(0);
+            let cmd = d.find(By::Id("param-cmd")).await.expect("the cmd field");
+            assert_eq!(
+                cmd.attr("required").await.ok().flatten().as_deref(),
+                Some("true"),
+                "cmd is required"
+            );
+            cmd.send_keys("echo from-the-form").await.expect("type");
+            type_in(&d, By::Id("param-timeout"), "soon").await;
+            click(&d, By::Id("run-action")).await;
+            let error = wait_for(Duration::from_secs(20), "the refusal", || async {
+                d.find(By::Id("run-error")).await.ok()?.text().await.ok()
+            })
+            .await;
+            assert!(error.contains("timeout"), "{error}");
+            assert_eq!(
+                attr_of(&d, "#param-cmd", "value").await.as_deref(),
+                Some("echo from-the-form"),
+                "what was typed stays"
+            );
+            assert_eq!(
+                count(
+                    &fleet
+                        .ctl
+                        .cli_json(&["executions", "--limit", "200", "--json"])
+                ),
+                count(&actions_before),
+                "a refused form runs nothing"
+            );
+            let timeout = d.find(By::Id("param-timeout")).await.expect("field");
+            timeout.clear().await.expect("clear");
+            timeout.send_keys("30").await.expect("type");
+            shot(&d, "action-form").await;
+            click(&d, By::Id("run-action")).await;
+            let exec_path = wait_for(Duration::from_secs(20), "the new execution", || async {
+                let p = path_of(&d).await;
+                p.starts_with("/ui/executions/").then_some(p)
+            })
+            .await;
+            let id = exec_path.trim_start_matches("/ui/executions/").to_string();
+            common::wait_until(Duration::from_secs(20), "the action finished", || {
+                let v = fleet.ctl.cli_json(&["executions", "get", &id, "--json"]);
+                v["status"] == "succeeded"
+                    && v["action"]["result"]["stdout"] == "from-the-form"
+                    && v["actor"] == "admin"
+            });
+
             // Sign out: back to the form, and the fleet page needs sign-in again.
-            d.find(By::Css("form.user button"))
-                .await
-                .expect("sign out")
-                .click()
-                .await
-                .expect("click");
+            click(&d, By::Css("form.user button")).await;
             wait_for(Duration::from_secs(20), "the sign-in page", || async {
                 (path_of(&d).await == "/ui/signin").then_some(())
             })
@@ -460,84 +405,6 @@ fn dashboard_in_a_browser() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-}
-
-/// A plain HTTP client that follows no redirect (the test reads them).
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// An `application/x-www-form-urlencoded` body.
-fn form(fields: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                    (b as char).to_string()
-                }
-                b' ' => "+".to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn csp_of(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("content-security-policy")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// `name=value` of a `Set-Cookie` the answer sets, if any.
-fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .find(|kv| kv.starts_with(&format!("{name}=")) && kv.len() > name.len() + 1)
-        .map(str::to_string)
-}
-
-fn csrf_in(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    html[at..].split('"').next().expect("value").to_string()
-}
-
-/// Signs in with `token` and returns the session cookie (`drover_session=…`).
-async fn sign_in(c: &reqwest::Client, url: &str, token: &str) -> String {
-    let signin_page = c
-        .get(format!("{url}/ui/signin"))
-        .send()
-        .await
-        .expect("GET signin");
-    let pre = set_cookie(&signin_page, "drover_signin").expect("sign-in cookie");
-    let csrf = csrf_in(&signin_page.text().await.expect("body"));
-    let resp = c
-        .post(format!("{url}/ui/signin"))
-        .header("cookie", &pre)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[
-            ("token", token),
-            ("csrf", &csrf),
-            ("next", "/ui/fleet"),
-        ]))
-        .send()
-        .await
-        .expect("POST signin");
-    assert_eq!(resp.status(), 303);
-    set_cookie(&resp, "drover_session").expect("session cookie")
 }
 
 async fn executions(c: &reqwest::Client, ctl: &Controller) -> usize {
@@ -562,10 +429,7 @@ fn dashboard_pages_set_csp_and_forms_need_csrf() {
     let created = ctl.cli_json(&["tokens", "create", "look", "--json"]);
     let viewer = created["secret"].as_str().expect("secret").to_string();
     let viewer_id = created["token"]["id"].as_str().expect("id").to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let c = client();
         let url = &ctl.url;
@@ -768,6 +632,10 @@ fn dashboard_pages_set_csp_and_forms_need_csrf() {
             "/ui/events",
             "/ui/events?type=execution.*",
             "/ui/events?type=%3Cscript%3E",
+            "/ui/events?q=%25&actor=admin&since=2h&until=2099-01-01",
+            "/ui/events?since=soon&until=%3Cb%3E",
+            "/ui/events?live=0&before=5",
+            "/ui/events/live?type=host.*&q=web",
         ] {
             let resp = c
                 .get(format!("{url}{path}"))

@@ -6,88 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::web::{client, page, runtime, sign_in_to};
 use common::{Db, Fleet, text, wait_until};
-
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// A plain HTTP client that follows no redirect.
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// `name=value` of a `Set-Cookie` the answer sets, if any.
-fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .find(|kv| kv.starts_with(&format!("{name}=")) && kv.len() > name.len() + 1)
-        .map(str::to_string)
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Signs in with `token` and returns the session cookie.
-async fn sign_in(c: &reqwest::Client, url: &str, token: &str) -> String {
-    let page = c
-        .get(format!("{url}/ui/signin"))
-        .send()
-        .await
-        .expect("GET signin");
-    let pre = set_cookie(&page, "drover_signin").expect("sign-in cookie");
-    let html = page.text().await.expect("body");
-    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    let csrf = html[at..].split('"').next().expect("value").to_string();
-    let resp = c
-        .post(format!("{url}/ui/signin"))
-        .header("cookie", &pre)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "token={}&csrf={}&next={}",
-            enc(token),
-            enc(&csrf),
-            enc("/ui/delta")
-        ))
-        .send()
-        .await
-        .expect("POST signin");
-    assert_eq!(resp.status(), 303);
-    set_cookie(&resp, "drover_session").expect("session cookie")
-}
-
-/// GETs a dashboard path with the session; checks 200 and the CSP, returns the HTML.
-async fn page(c: &reqwest::Client, url: &str, session: &str, path: &str) -> String {
-    let resp = c
-        .get(format!("{url}{path}"))
-        .header("cookie", session)
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(resp.status(), 200, "{path}");
-    let csp = resp
-        .headers()
-        .get("content-security-policy")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    assert_eq!(csp, CSP, "{path}");
-    resp.text().await.expect("body")
-}
 
 /// The instance rows of a delta page: `(service, host, status)`.
 fn rows(html: &str) -> Vec<(String, String, String)> {
@@ -130,23 +50,7 @@ fn delta_page_shows_ok_then_the_killed_agents_instances_unreachable() {
         .expect("sha")
         .to_string();
     let model = fleet.dir.path().join("model");
-    std::fs::create_dir_all(&model).expect("mkdir");
-    std::fs::write(
-        model.join("hostclasses.yaml"),
-        "kind: hostclass\nname: web\nselector: label.role=web\n",
-    )
-    .expect("write");
-    std::fs::write(
-        model.join("sleeper.yaml"),
-        format!(
-            "kind: service\nname: sleeper\nversion: \"1.0.0\"\n\
-             artifact: {{url: \"store:{sha}\", sha256: {sha}}}\n\
-             placement: {{hostclass: web, per_host: 1}}\n\
-             rollout:\n  max_parallel: 2\n  min_healthy_time: 0s\n  healthy_deadline: 10s\n  progress_deadline: 60s\n\
-             run: [\"sh\", \"run.sh\"]\n"
-        ),
-    )
-    .expect("write");
+    common::write_sleeper_model(&model, &sha, 1, 0, 2);
     let out = fleet
         .ctl
         .cli(&["apply", "--yes", model.to_str().expect("path")]);
@@ -154,14 +58,11 @@ fn delta_page_shows_ok_then_the_killed_agents_instances_unreachable() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let deployed = started.elapsed();
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let url = fleet.ctl.url.clone();
     let admin = fleet.ctl.admin_token.clone();
     let c = client();
-    let session = rt.block_on(sign_in(&c, &url, &admin));
+    let session = rt.block_on(sign_in_to(&c, &url, &admin, "/ui/delta"));
 
     // Signed out: sent to sign-in, with the CSP.
     let resp = rt

@@ -359,6 +359,21 @@ fn ec2_instances_become_hosts_and_the_inventory_follows_moto() {
         "{stdout}"
     );
     assert!(stdout.contains("added"), "{stdout}");
+    // Paged: the newest change, then the rest from its id.
+    let all = history(&ctl, "web-1");
+    assert!(all.len() >= 2, "{all:#?}");
+    let newest = ctl.cli_json(&["hosts", "history", "web-1", "--limit", "1", "--json"]);
+    assert_eq!(newest.as_array().map(Vec::len), Some(1));
+    assert_eq!(newest[0], all[0]);
+    let id = all[0]["id"].to_string();
+    let rest = ctl.cli_json(&["hosts", "history", "web-1", "--before", &id, "--json"]);
+    assert_eq!(rest.as_array().map(|r| &r[..]), Some(&all[1..]));
+    let out = ctl.cli(&["hosts", "history", "web-1", "--limit", "1"]);
+    assert!(
+        text(&out).1.contains(&format!("--before {id}")),
+        "the way to the older page is shown: {}",
+        text(&out).1
+    );
 
     let aws = provider(&ctl, "aws");
     assert_eq!(aws["status"], "ok", "{aws:#}");

@@ -235,6 +235,31 @@ fn rolling_upgrade_keeps_n_minus_1_answering_and_a_broken_release_reverts_by_its
     );
     let history = fleet.ctl.cli_json(&["model", "history", "--json"]);
     assert_eq!(history.as_array().map(|h| h.len()), Some(3));
+    // Paged: the newest two, then what is older than the second.
+    let newest = fleet
+        .ctl
+        .cli_json(&["model", "history", "--limit", "2", "--json"]);
+    let ids: Vec<i64> = newest
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["id"].as_i64())
+        .collect();
+    assert_eq!(ids.len(), 2, "{newest:#}");
+    assert!(ids[0] > ids[1], "newest first: {ids:?}");
+    let before = ids[1].to_string();
+    let older = fleet
+        .ctl
+        .cli_json(&["model", "history", "--before", &before, "--json"]);
+    assert_eq!(older.as_array().map(|h| h.len()), Some(1), "{older:#}");
+    assert!(older[0]["id"].as_i64() < Some(ids[1]));
+    let bad = fleet.ctl.cli(&["model", "history", "--limit", "0"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--limit"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 /// The first port of `n` consecutive ports that are free on loopback now (tests run in

@@ -49,6 +49,7 @@
 //! - [`hash`] — `content_hash` and `spec_hash`.
 
 pub(crate) mod decode;
+pub mod diff;
 pub mod error;
 pub mod hash;
 mod inventory;

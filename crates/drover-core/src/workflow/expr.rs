@@ -7,7 +7,7 @@
 //! `item(name)`. Undefined names are errors that quote the expression.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
@@ -18,30 +18,10 @@ use crate::automation::jinja;
 /// The shared Jinja environment (built once: building one costs more than most
 /// evaluations).
 pub fn environment() -> &'static Environment<'static> {
-    static ENV: LazyLock<Environment<'static>> = LazyLock::new(jinja::environment);
-    &ENV
+    jinja::shared()
 }
 
-/// Whether `text` holds Jinja syntax (plain strings skip the engine).
-pub fn is_template(text: &str) -> bool {
-    text.contains("{{") || text.contains("{%") || text.contains("{#")
-}
-
-/// A minijinja error on one line: its kind, detail and causes.
-pub(super) fn describe(e: &Error) -> String {
-    let mut text = e.kind().to_string();
-    if let Some(detail) = e.detail() {
-        text.push_str(": ");
-        text.push_str(detail);
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use jinja::{describe, is_template};
 
 /// Every task's latest status by name, shared by the evaluations of one call.
 pub type Statuses = Arc<BTreeMap<String, String>>;

@@ -23,7 +23,6 @@ use utoipa::IntoParams;
 
 use crate::auth::{ApiCaller, Operator};
 use crate::automation::catalog::{Catalog, PackEntry, check_pack};
-use crate::automation::engine::stringify_for_schema;
 use crate::automation::prepare::{self, KvSnapshot};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, Path};
@@ -316,16 +315,16 @@ pub(crate) async fn run_action(
     let kv = KvSnapshot::load(state).await.map_err(ApiError::internal)?;
     // Values given with Jinja (`cmd="echo {{ st2kv.system.x }}"`) render against the
     // datastore, as StackStorm renders live parameters.
-    let env = jinja::environment();
+    let env = jinja::shared();
     let ctx = minijinja::context! { st2kv => jinja::st2kv(kv.for_user(actor)) };
-    let given = match jinja::render_json(&env, &Value::Object(given), &ctx, true) {
+    let given = match jinja::render_json(env, &Value::Object(given), &ctx, true) {
         Ok(Value::Object(m)) => m,
         Ok(_) => serde_json::Map::new(),
         Err(e) => return Err(ApiError::bad_request(format!("parameters: {e}"))),
     };
     let id = uuid::Uuid::now_v7().to_string();
-    let prepared = prepare::prepare(state, a, &stringify_for_schema(a, given), &kv, actor, &id)
-        .map_err(ApiError::bad_request)?;
+    let prepared =
+        prepare::prepare(state, a, &given, &kv, actor, &id).map_err(ApiError::bad_request)?;
     Ok(state
         .store
         .create_action(&NewAction {
@@ -493,14 +492,14 @@ pub(crate) async fn test_rule(
         .ok_or_else(|| ApiError::not_found(format!("no rule `{reference}`")))?;
     let now = chrono::Utc::now().timestamp_millis();
     let kv = KvSnapshot::load(&state).await.map_err(ApiError::internal)?;
-    let env = jinja::environment();
+    let env = jinja::shared();
     let ctx = minijinja::context! {
         trigger => minijinja::Value::from(minijinja::value::Serde(&req.payload)),
         st2kv => jinja::st2kv(kv.for_user(&format!("rule:{reference}"))),
     };
     // Patterns with Jinja are rendered first, as the engine does.
     let criteria = if r.criteria.has_templates() {
-        let mut render = |t: &str| jinja::eval_native(&env, t, &ctx).map_err(|e| e.to_string());
+        let mut render = |t: &str| jinja::eval_native(env, t, &ctx).map_err(|e| e.to_string());
         r.criteria
             .render(&mut render)
             .map_err(ApiError::bad_request)?
@@ -521,7 +520,7 @@ pub(crate) async fn test_rule(
         })
         .collect();
     let (action_parameters, render_error) =
-        match jinja::render_json(&env, &r.action.parameters, &ctx, true) {
+        match jinja::render_json(env, &r.action.parameters, &ctx, true) {
             Ok(v) => (Some(v), None),
             Err(e) => (None, Some(e.to_string())),
         };

@@ -14,6 +14,7 @@ use drover_core::instance::{InstanceKey, LiveInstance};
 use drover_core::model::{Model, ModelFile};
 use drover_core::plan::{Plan, ServiceRollout, plan};
 use drover_proto::hosts::{Host, HostStatus};
+use drover_proto::page::Page;
 use drover_store::{ModelVersion, StoredFile};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -270,15 +271,39 @@ pub(crate) fn to_model_files(files: &[StoredFile]) -> Vec<ModelFile> {
         .collect()
 }
 
-/// Stored model versions (without files), newest first.
+/// `GET /models`'s query.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ModelListParams {
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Cursor: the `next` of the previous page (a version number).
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// Stored model versions (without files), newest first, a page at a time.
 #[utoipa::path(get, path = "/models", tag = "deploy",
     security(("api_token" = ["viewer"])),
-    responses((status = 200, description = "Model versions", body = Vec<ModelVersion>)))]
+    params(ModelListParams),
+    responses(
+        (status = 200, description = "A page of model versions", body = Page<ModelVersion>),
+        (status = 400, description = "Bad limit or cursor", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn list_models(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
-) -> ApiResult<Json<Vec<ModelVersion>>> {
-    Ok(Json(state.store.list_model_versions(1000).await?))
+    Params(p): Params<ModelListParams>,
+) -> ApiResult<Json<Page<ModelVersion>>> {
+    let limit = super::paging::limit(p.limit)?;
+    let before = super::paging::id_cursor(p.after.as_deref(), "a version number")?;
+    let items = state.store.list_model_versions(before, limit + 1).await?;
+    Ok(Json(super::paging::page_of(items, limit, |v| {
+        v.id.to_string()
+    })))
 }
 
 /// One model version with its files.
@@ -545,7 +570,7 @@ pub(crate) async fn rollback(
     State(state): State<Arc<AppState>>,
     Operator(caller): Operator,
 ) -> ApiResult<(axum::http::StatusCode, Json<Applied>)> {
-    let versions = state.store.list_model_versions(2).await?;
+    let versions = state.store.list_model_versions(None, 2).await?;
     let (Some(current), Some(prev)) = (versions.first(), versions.get(1)) else {
         return Err(ApiError::unprocessable(
             "nothing to roll back to: fewer than two model versions are stored",

@@ -34,6 +34,16 @@ pub(crate) struct ListParams {
     #[serde(default)]
     #[param(format = DateTime)]
     since: Option<String>,
+    /// RFC 3339 time: only events before then.
+    #[serde(default)]
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// Only events by this actor (exact).
+    #[serde(default)]
+    actor: Option<String>,
+    /// Only events whose type, actor or payload contains this text (ASCII case ignored).
+    #[serde(default)]
+    q: Option<String>,
     /// Cursor: the `next` of the previous page (an event id).
     #[serde(default)]
     after: Option<i64>,
@@ -46,18 +56,23 @@ pub(crate) struct ListParams {
     order: Option<EventOrderParam>,
 }
 
-fn parse_since(since: Option<&str>) -> Result<Option<i64>, ApiError> {
-    since
+/// An RFC 3339 query parameter as Unix ms; `name` is for the error.
+pub(crate) fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
         .map(|s| {
             DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&Utc).timestamp_millis())
                 .map_err(|e| {
                     ApiError::bad_request(format!(
-                        "query parameter `since`: `{s}` is not an RFC 3339 time ({e})"
+                        "query parameter `{name}`: `{s}` is not an RFC 3339 time ({e})"
                     ))
                 })
         })
         .transpose()
+}
+
+fn parse_since(since: Option<&str>) -> Result<Option<i64>, ApiError> {
+    parse_time("since", since)
 }
 
 fn check_kind(kind: Option<&str>) -> Result<(), ApiError> {
@@ -102,23 +117,20 @@ pub(crate) async fn list(
         Some(EventOrderParam::Desc) => EventOrder::Desc,
     };
     let limit = paging::limit(p.limit)?;
-    let mut items = state
+    let items = state
         .store
         .list_events(&EventFilter {
             kind: p.kind,
             since_ms: parse_since(p.since.as_deref())?,
+            until_ms: parse_time("until", p.until.as_deref())?,
+            actor: p.actor.filter(|a| !a.is_empty()),
+            text: p.q.filter(|q| !q.is_empty()),
             cursor: p.after,
             order,
             limit: limit + 1,
         })
         .await?;
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next }))
+    Ok(Json(paging::page_of(items, limit, |e| e.id.to_string())))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -135,6 +147,12 @@ pub(crate) struct StreamParams {
     #[serde(default)]
     #[param(format = DateTime)]
     since: Option<String>,
+    /// Only events by this actor (exact).
+    #[serde(default)]
+    actor: Option<String>,
+    /// Only events whose type, actor or payload contains this text (ASCII case ignored).
+    #[serde(default)]
+    q: Option<String>,
 }
 
 /// New events as they are appended (SSE event name `event`, data an [`Event`]).
@@ -174,9 +192,12 @@ pub(crate) async fn stream(
                 .list_events(&EventFilter {
                     kind: p.kind.clone(),
                     since_ms: if cursor.is_none() { since_ms } else { None },
+                    actor: p.actor.clone().filter(|a| !a.is_empty()),
+                    text: p.q.clone().filter(|q| !q.is_empty()),
                     cursor,
                     order: EventOrder::Asc,
                     limit: 500,
+                    ..EventFilter::default()
                 })
                 .await;
             let batch = match batch {

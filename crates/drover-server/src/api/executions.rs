@@ -87,8 +87,12 @@ pub(crate) async fn start_run_on(
         )));
     }
     let selector = parse_selector("field `selector`", &req.selector)?;
-    let hosts = state.store.list_hosts().await?;
-    let known = hosts.len();
+    // By name: every host, to name the unknown ones. By selector: only the rows its
+    // prefilters leave (the selector decides on them below).
+    let hosts = match names {
+        Some(_) => state.store.list_hosts().await?,
+        None => state.store.list_hosts_where(&selector.prefilters()).await?,
+    };
     if let Some(names) = names {
         let missing: Vec<&str> = names
             .iter()
@@ -115,6 +119,13 @@ pub(crate) async fn start_run_on(
         })
         .collect();
     if targets.is_empty() {
+        let known: u64 = state
+            .store
+            .host_status_counts()
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
         return Err(ApiError::unprocessable(format!(
             "selector `{}` matches no host ({known} known)",
             req.selector
@@ -161,6 +172,17 @@ pub(crate) struct ListParams {
     /// Only executions this token name asked for.
     #[serde(default)]
     actor: Option<String>,
+    /// Only the steps of this workflow execution.
+    #[serde(default)]
+    parent: Option<String>,
+    /// RFC 3339 time: only executions created since then.
+    #[serde(default)]
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// RFC 3339 time: only executions created before then.
+    #[serde(default)]
+    #[param(format = DateTime)]
+    until: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
     #[param(minimum = 1, maximum = 1000)]
@@ -190,26 +212,23 @@ pub(crate) async fn list(
         None => None,
     };
     let limit = paging::limit(p.limit)?;
-    let mut items = state
+    let items = state
         .store
         .list_executions(&ExecutionFilter {
             kind: p.kind,
             status,
             actor: p.actor,
             before: p.after,
+            parent_id: p.parent,
+            since_ms: super::events::parse_time("since", p.since.as_deref())?,
+            until_ms: super::events::parse_time("until", p.until.as_deref())?,
             limit: limit + 1,
         })
         .await?;
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next }))
+    Ok(Json(paging::page_of(items, limit, |e| e.id.clone())))
 }
 
-async fn load(state: &AppState, id: &str) -> ApiResult<Execution> {
+pub(crate) async fn load(state: &AppState, id: &str) -> ApiResult<Execution> {
     state
         .store
         .get_execution(id)

@@ -16,6 +16,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Params, Path};
 use crate::state::AppState;
 
+/// Hosts read from the store per step while filtering a page by a selector that has
+/// no prefilters.
+const SCAN_CHUNK: u32 = 500;
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -53,63 +56,51 @@ pub(crate) async fn list(
         None => Selector::all(),
     };
     let limit = paging::limit(p.limit)? as usize;
-    let all = state.store.list_hosts().await?;
-    let mut items: Vec<Host> = all
-        .iter()
-        .filter(|h| selector.matches(*h))
-        .filter(|h| {
-            p.after
-                .as_ref()
-                .is_none_or(|a| h.name.as_str() > a.as_str())
-        })
-        .take(limit + 1)
-        .cloned()
-        .collect();
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|h| h.name.clone())
+    // Read the store a page at a time from the cursor and keep the hosts that match,
+    // until one more than the page is found. The store skips rows that cannot match
+    // (the selector's prefilters) before decoding them, so the cost follows the
+    // candidates, not the fleet.
+    let pre = selector.prefilters();
+    // With prefilters the store returns candidates that nearly always match, so a
+    // page's worth is read; a selector without any (only negations, say) reads
+    // bigger steps, as most rows may fail it.
+    let chunk = if selector.is_all() || !pre.is_empty() {
+        limit as u32 + 1
     } else {
-        None
+        (limit as u32 + 1).max(SCAN_CHUNK)
     };
-    enrich(&state, &mut items, Some(&all)).await?;
-    Ok(Json(Page { items, next }))
+    let mut items: Vec<Host> = Vec::with_capacity(limit + 1);
+    let mut cursor = p.after.clone();
+    loop {
+        let read = state
+            .store
+            .list_hosts_page(cursor.as_deref(), chunk, &pre)
+            .await?;
+        let done = read.len() < chunk as usize;
+        cursor = read.last().map(|h| h.name.clone());
+        items.extend(read.into_iter().filter(|h| selector.matches(h)));
+        if done || items.len() > limit {
+            break;
+        }
+    }
+    let mut page = paging::page_of(items, limit as u32, |h| h.name.clone());
+    enrich(&state, &mut page.items).await?;
+    Ok(Json(page))
 }
 
 /// Fills in what the store does not keep on the host row: the hostclasses of the
-/// applied model it belongs to, and its live instance count.
-/// `all` is every host, when the caller has read them already.
-pub(crate) async fn enrich(
-    state: &AppState,
-    hosts: &mut [Host],
-    all: Option<&[Host]>,
-) -> ApiResult<()> {
+/// applied model it belongs to, and its live instance count. Reads only these hosts'
+/// instances; the model is parsed once per version.
+pub(crate) async fn enrich(state: &AppState, hosts: &mut [Host]) -> ApiResult<()> {
     if hosts.is_empty() {
         return Ok(());
     }
-    let mut counts: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-    for row in state.store.list_instances().await? {
-        *counts.entry(row.host_id).or_default() += 1;
-    }
-    // A stored model that no longer loads only costs the hostclasses.
-    let model = super::deploy::applied_model(state).await.ok().flatten();
-    let mut classes: std::collections::HashMap<String, Vec<String>> =
-        std::collections::HashMap::new();
-    if let Some(model) = model.as_ref().filter(|m| !m.hostclasses.is_empty()) {
-        // Membership by selector needs every live host (a pin wins over selectors).
-        let read;
-        let all = match all {
-            Some(all) => all,
-            None => {
-                read = state.store.list_hosts().await?;
-                &read[..]
-            }
-        };
-        for class in model.hostclasses.keys() {
-            for name in drover_core::model::hostclass_members(model, class, all) {
-                classes.entry(name).or_default().push(class.clone());
-            }
-        }
-    }
+    let ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
+    let counts = state.store.instance_counts(&ids).await?;
+    let mut classes = match state.applied.get(&state.store).await? {
+        Some(model) => crate::applied::hostclasses_of(&model, hosts),
+        None => Default::default(),
+    };
     for h in hosts.iter_mut() {
         h.instances = counts.get(&h.id).copied().unwrap_or(0);
         h.hostclasses = classes.remove(&h.name).unwrap_or_default();
@@ -149,7 +140,7 @@ pub(crate) async fn get(
     if found.is_empty() {
         return Err(ApiError::not_found(format!("no host named `{host}`")));
     }
-    enrich(&state, &mut found, None).await?;
+    enrich(&state, &mut found).await?;
     found
         .pop()
         .map(Json)

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use drover_proto::hosts::{Host, HostChange};
 use drover_proto::inventory::ProviderState;
+use drover_proto::page::Page;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -52,10 +53,13 @@ pub(crate) async fn sync(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct HistoryParams {
-    /// Most changes to return, 1 to 1000 (default 100).
+    /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Cursor: the `next` of the previous page (a change id).
+    #[serde(default)]
+    after: Option<String>,
 }
 
 /// What `POST /hosts/{host}/{action}` does.
@@ -74,7 +78,8 @@ pub(crate) enum HostAction {
     security(("api_token" = ["viewer"])),
     params(("host" = String, Path, description = "Host name or id"), HistoryParams),
     responses(
-        (status = 200, description = "Changes, newest first", body = Vec<HostChange>),
+        (status = 200, description = "A page of changes, newest first", body = Page<HostChange>),
+        (status = 400, description = "Bad limit or cursor", body = drover_proto::error::ApiError),
         (status = 404, description = "No such host", body = drover_proto::error::ApiError),
     ))]
 pub(crate) async fn history(
@@ -82,16 +87,19 @@ pub(crate) async fn history(
     _caller: ApiCaller,
     Path(host): Path<String>,
     Params(p): Params<HistoryParams>,
-) -> ApiResult<Json<Vec<HostChange>>> {
+) -> ApiResult<Json<Page<HostChange>>> {
     let limit = super::paging::limit(p.limit)?;
-    let changes = state.store.host_history(&host, limit).await?;
+    let before = super::paging::id_cursor(p.after.as_deref(), "a change id")?;
+    let changes = state.store.host_history(&host, before, limit + 1).await?;
     if changes.is_empty()
         && state.store.get_host_by_name(&host).await?.is_none()
         && state.store.get_host(&host).await?.is_none()
     {
         return Err(ApiError::not_found(format!("no host named `{host}`")));
     }
-    Ok(Json(changes))
+    Ok(Json(super::paging::page_of(changes, limit, |c| {
+        c.id.to_string()
+    })))
 }
 
 /// `POST /hosts/{host}/drain` and `/undrain`: take a host out of every load-balancer

@@ -14,7 +14,7 @@ pub(crate) use kv::aad as kv_aad;
 pub(crate) mod openapi;
 mod paging;
 mod tokens;
-mod trace;
+pub(crate) mod trace;
 mod webhooks;
 
 use std::sync::Arc;

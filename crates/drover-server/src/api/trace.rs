@@ -11,6 +11,7 @@ use drover_proto::executions::{Execution, RunRequest};
 use drover_store::NewEvent;
 use serde_json::{Value, json};
 
+use super::executions::load;
 use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
@@ -18,14 +19,6 @@ use crate::state::AppState;
 
 /// Deepest a trace goes either way.
 const MAX_DEPTH: u32 = 8;
-
-async fn load(state: &AppState, id: &str) -> ApiResult<Execution> {
-    state
-        .store
-        .get_execution(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))
-}
 
 fn describe(e: &Execution) -> String {
     match &e.action {

@@ -138,6 +138,15 @@ pub(crate) fn check_pack(
             return Err(errors);
         }
     };
+    check_decoded(pack, known_actions)
+}
+
+/// The checks of [`check_pack`] beyond decoding the pack itself: its rules and
+/// workflows, and that every action they use exists.
+fn check_decoded(
+    pack: Pack,
+    known_actions: &dyn Fn(&str) -> bool,
+) -> Result<CheckedPack, Vec<ModelError>> {
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     for f in &pack.rules {
@@ -254,21 +263,24 @@ impl Catalog {
                 installed: None,
             });
         }
-        let builtin_refs: Vec<String> = c.actions.keys().cloned().collect();
-        let all_refs: Vec<String> = builtin_refs
+        // Each pack decoded once; rules and workflows may use any pack's actions.
+        let decoded: Vec<_> = rows
             .iter()
+            .map(|row| (row, decode_pack(&row.name, &pack_files(row))))
+            .collect();
+        let all_refs: std::collections::HashSet<String> = c
+            .actions
+            .keys()
             .cloned()
-            .chain(rows.iter().flat_map(|row| {
-                decode_pack(&row.name, &pack_files(row))
-                    .map(|p| p.actions.iter().map(Action::reference).collect::<Vec<_>>())
-                    .unwrap_or_default()
+            .chain(decoded.iter().flat_map(|(_, p)| {
+                p.iter()
+                    .flat_map(|p| p.actions.iter().map(Action::reference))
             }))
             .collect();
         let mut rules = Vec::new();
-        for row in rows {
-            let files = pack_files(row);
-            let known = |r: &str| all_refs.iter().any(|k| k == r);
-            match check_pack(&row.name, &files, &known) {
+        for (row, pack) in decoded {
+            let known = |r: &str| all_refs.contains(r);
+            match pack.and_then(|p| check_decoded(p, &known)) {
                 Ok(checked) => {
                     for a in &checked.pack.actions {
                         if let Some(entry) = &a.entry_point
@@ -337,27 +349,25 @@ impl Catalog {
 /// The current catalog, rebuilt when the store's epoch moved.
 #[derive(Default)]
 pub(crate) struct CatalogCache {
-    current: RwLock<Arc<Catalog>>,
+    current: RwLock<Option<Arc<Catalog>>>,
 }
 
 impl CatalogCache {
     /// The catalog as of now (one cheap query when nothing changed).
     pub(crate) async fn get(&self, state: &AppState) -> anyhow::Result<Arc<Catalog>> {
         let epoch = state.store.catalog_epoch().await?;
-        {
-            let c = self.current.read().await;
-            if c.epoch == epoch && (epoch > 0 || !c.actions.is_empty()) {
-                return Ok(c.clone());
-            }
+        let fresh = |c: &Option<Arc<Catalog>>| c.as_ref().filter(|c| c.epoch == epoch).cloned();
+        if let Some(c) = fresh(&*self.current.read().await) {
+            return Ok(c);
         }
         let mut slot = self.current.write().await;
-        if slot.epoch == epoch && !slot.actions.is_empty() {
-            return Ok(slot.clone());
+        if let Some(c) = fresh(&slot) {
+            return Ok(c);
         }
         let rows = state.store.list_packs().await?;
         let overrides = state.store.rule_overrides().await?;
         let built = Arc::new(Catalog::build(epoch, &rows, &overrides));
-        *slot = built.clone();
+        *slot = Some(built.clone());
         Ok(built)
     }
 }

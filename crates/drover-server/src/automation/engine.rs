@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use drover_core::automation::jinja;
 use drover_core::automation::pack::PolicyKind;
@@ -36,26 +36,70 @@ const BATCH: u32 = 256;
 /// stopped: the runaway-loop guard.
 pub(crate) const DEFAULT_MAX_PER_MINUTE: u32 = 120;
 
+/// How long events that changed nothing may stay read but unrecorded (see [`Pending`]).
+const MAX_DEFER: Duration = Duration::from_secs(1);
+
+/// Events this controller has read past the stored cursor without recording it,
+/// because they changed nothing (most events match no rule). Recording the cursor for
+/// them would cost a write per event; it rides along with the next batch that changes
+/// something, or is written when the engine idles or after [`MAX_DEFER`]. If another
+/// controller moves the stored cursor meanwhile, this is dropped and the events are
+/// read again: they changed nothing, so nothing is done twice.
+#[derive(Clone, Copy)]
+struct Pending {
+    /// The stored cursor when reading started.
+    stored: i64,
+    /// The last event id read.
+    read: i64,
+    /// When the first unrecorded event was read.
+    since: Instant,
+}
+
 /// Runs the engine until shutdown.
 pub(crate) async fn run(state: Arc<AppState>) {
     let mut notices = state.store.notifier().subscribe();
+    let mut pending = None;
     loop {
-        match step(&state).await {
+        match step(&state, &mut pending).await {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "rule engine step failed"),
         }
         tokio::select! {
-            _ = state.shutdown.cancelled() => return,
+            _ = state.shutdown.cancelled() => {
+                record(&state, &mut pending).await;
+                return;
+            }
             _ = notices.recv() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => record(&state, &mut pending).await,
+        }
+    }
+}
+
+/// Writes a deferred cursor.
+async fn record(state: &Arc<AppState>, pending: &mut Option<Pending>) {
+    if let Some(p) = pending.take() {
+        let batch = Batch {
+            from: p.stored,
+            to: p.read,
+            ..Batch::default()
+        };
+        if let Err(e) = state.store.commit_batch(&batch).await {
+            tracing::warn!(error = %e, "cannot record the rule engine's cursor");
         }
     }
 }
 
 /// One batch. Returns whether there may be more right away.
-pub(crate) async fn step(state: &Arc<AppState>) -> anyhow::Result<bool> {
-    let from = state.store.automation_cursor().await?;
+async fn step(state: &Arc<AppState>, pending: &mut Option<Pending>) -> anyhow::Result<bool> {
+    let stored = state.store.automation_cursor().await?;
+    let from = match *pending {
+        Some(p) if p.stored == stored => p.read,
+        _ => {
+            *pending = None;
+            stored
+        }
+    };
     let events = state
         .store
         .list_events(&EventFilter {
@@ -69,19 +113,7 @@ pub(crate) async fn step(state: &Arc<AppState>) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let catalog = state.automation.catalog.get(state).await?;
-    let mut work = Work {
-        state,
-        catalog: &catalog,
-        batch: Batch {
-            from,
-            to: last.id,
-            ..Batch::default()
-        },
-        kv: None,
-        workflows: HashMap::new(),
-        fired: HashMap::new(),
-        stopped: Vec::new(),
-    };
+    let mut work = Work::new(state, &catalog, stored, last.id);
     for ev in &events {
         if let Err(e) = work.event(ev).await {
             tracing::warn!(event = ev.id, kind = %ev.kind, error = %e, "automation could not handle an event");
@@ -89,6 +121,16 @@ pub(crate) async fn step(state: &Arc<AppState>) -> anyhow::Result<bool> {
     }
     let Work { batch, stopped, .. } = work;
     let full = events.len() as u32 == BATCH;
+    let since = pending.map(|p| p.since).unwrap_or_else(Instant::now);
+    if batch.is_empty() && stopped.is_empty() && since.elapsed() < MAX_DEFER {
+        *pending = Some(Pending {
+            stored,
+            read: last.id,
+            since,
+        });
+        return Ok(full);
+    }
+    *pending = None;
     if state.store.commit_batch(&batch).await? {
         for (rule, reason, ev) in stopped {
             state.store.set_rule_enabled(&rule, false, "system").await?;
@@ -181,7 +223,24 @@ fn workflow_status(s: WorkflowStatus) -> ExecutionStatus {
     }
 }
 
-impl Work<'_> {
+impl<'a> Work<'a> {
+    /// Work for the batch of events `(from, to]` (`-1, -1`: not tied to the cursor).
+    fn new(state: &'a Arc<AppState>, catalog: &'a Catalog, from: i64, to: i64) -> Work<'a> {
+        Work {
+            state,
+            catalog,
+            batch: Batch {
+                from,
+                to,
+                ..Batch::default()
+            },
+            kv: None,
+            workflows: HashMap::new(),
+            fired: HashMap::new(),
+            stopped: Vec::new(),
+        }
+    }
+
     async fn kv(&mut self) -> anyhow::Result<KvSnapshot> {
         if self.kv.is_none() {
             self.kv = Some(KvSnapshot::load(self.state).await?);
@@ -230,14 +289,14 @@ impl Work<'_> {
             .collect();
         if !templated.is_empty() {
             let kv = self.kv().await?;
-            let env = jinja::environment();
+            let env = jinja::shared();
             let ctx = minijinja::context! {
                 trigger => minijinja::Value::from(minijinja::value::Serde(&ev.payload)),
                 st2kv => jinja::st2kv(kv.for_user("system")),
             };
             for r in templated {
                 let mut render =
-                    |t: &str| jinja::eval_native(&env, t, &ctx).map_err(|e| e.to_string());
+                    |t: &str| jinja::eval_native(env, t, &ctx).map_err(|e| e.to_string());
                 match r.criteria.render(&mut render) {
                     Ok(c) if c.evaluate(&ev.payload, now) => matched.push(r),
                     Ok(_) => {}
@@ -276,7 +335,7 @@ impl Work<'_> {
             source_execution,
         };
         let kv = self.kv().await?;
-        let env = jinja::environment();
+        let env = jinja::shared();
         let ctx = minijinja::context! {
             trigger => minijinja::Value::from(minijinja::value::Serde(&ev.payload)),
             st2kv => jinja::st2kv(kv.for_user(&format!("rule:{reference}"))),
@@ -285,8 +344,8 @@ impl Work<'_> {
         };
         // Throttle: at most one firing per key within the window.
         if let Some(t) = &rule.throttle {
-            let key = jinja::render_text(&env, &t.key, &ctx)
-                .unwrap_or_else(|e| format!("<{}>", e.reason));
+            let key =
+                jinja::render_text(env, &t.key, &ctx).unwrap_or_else(|e| format!("<{}>", e.reason));
             let window = i64::try_from(t.window.as_millis()).unwrap_or(i64::MAX);
             let in_batch = self.fired.get(&reference).is_some_and(|f| {
                 f.iter()
@@ -342,8 +401,8 @@ impl Work<'_> {
             self.batch.enforcements.push(enforcement);
             return Ok(());
         };
-        let given = match jinja::render_json(&env, &rule.action.parameters, &ctx, true) {
-            Ok(Value::Object(m)) => stringify_for_schema(action, m),
+        let given = match jinja::render_json(env, &rule.action.parameters, &ctx, true) {
+            Ok(Value::Object(m)) => m,
             Ok(Value::Null) => Map::new(),
             Ok(other) => {
                 enforcement.status = "failed".into();
@@ -509,24 +568,33 @@ impl Work<'_> {
         let Some((text, state)) = self.state.store.workflow_state(id).await? else {
             return Ok(false);
         };
-        let spec = decode_workflow("workflow", &text).map_err(|e| {
-            anyhow::anyhow!(
-                "stored workflow no longer decodes: {}",
-                e.first().map(|e| e.to_string()).unwrap_or_default()
-            )
-        })?;
         let state: WorkflowState = serde_json::from_value(state)?;
-        let actor = self
-            .state
-            .store
-            .get_execution(id)
-            .await?
-            .map(|e| e.actor)
-            .unwrap_or_else(|| "system".into());
+        let cache = &self.state.automation.workflows;
+        let (spec, actor) = match cache.get(id) {
+            Some(known) => known,
+            None => {
+                let spec = decode_workflow("workflow", &text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "stored workflow no longer decodes: {}",
+                        e.first().map(|e| e.to_string()).unwrap_or_default()
+                    )
+                })?;
+                let actor = self
+                    .state
+                    .store
+                    .get_execution(id)
+                    .await?
+                    .map(|e| e.actor)
+                    .unwrap_or_else(|| "system".into());
+                let spec = Arc::new(spec);
+                cache.put(id, spec.clone(), &actor);
+                (spec, actor)
+            }
+        };
         self.workflows.insert(
             id.to_string(),
             LoadedWorkflow {
-                spec: Arc::new(spec),
+                spec,
                 state,
                 text: None,
                 actor,
@@ -564,7 +632,6 @@ impl Work<'_> {
         workflow: &str,
         mut directives: Vec<Directive>,
     ) -> anyhow::Result<()> {
-        let kv = self.kv().await?;
         while let Some(d) = directives.pop() {
             match d {
                 Directive::RunAction {
@@ -573,6 +640,7 @@ impl Work<'_> {
                     input,
                     delay_ms,
                 } => {
+                    let kv = self.kv().await?;
                     let Some(wf) = self.workflows.get(workflow) else {
                         break;
                     };
@@ -581,14 +649,7 @@ impl Work<'_> {
                     let id = uuid::Uuid::now_v7().to_string();
                     let prepared = match self.catalog.actions.get(&action) {
                         None => Err(format!("action `{action}` is not installed")),
-                        Some(a) => prepare::prepare(
-                            self.state,
-                            a,
-                            &stringify_for_schema(a, given),
-                            &kv,
-                            &wf.actor,
-                            &id,
-                        ),
+                        Some(a) => prepare::prepare(self.state, a, &given, &kv, &wf.actor, &id),
                     };
                     match prepared {
                         Ok(p) => self.batch.actions.push(NewAction {
@@ -626,6 +687,7 @@ impl Work<'_> {
                     output,
                     errors,
                 } => {
+                    self.state.automation.workflows.forget(workflow);
                     self.batch.finishes.push((
                         workflow.to_string(),
                         workflow_status(status),
@@ -698,19 +760,8 @@ pub(crate) async fn start_workflow(
     input: Map<String, Value>,
 ) -> anyhow::Result<()> {
     let catalog = state.automation.catalog.get(state).await?;
-    let mut work = Work {
-        state,
-        catalog: &catalog,
-        batch: Batch {
-            from: -1,
-            to: -1,
-            ..Batch::default()
-        },
-        kv: None,
-        workflows: HashMap::new(),
-        fired: HashMap::new(),
-        stopped: Vec::new(),
-    };
+    // Not tied to the cursor: a claimed workflow starts once (see `commit_batch`).
+    let mut work = Work::new(state, &catalog, -1, -1);
     match conductor::start(&workflow.spec, input) {
         Ok((wf_state, directives)) => {
             work.workflows.insert(
@@ -754,28 +805,4 @@ fn trigger_params_match(rule: &Rule, ev: &Event) -> bool {
         }
         _ => true,
     }
-}
-
-/// Values rendered natively (`{{ trigger.count }}` is a number) become text where the
-/// parameter is declared a string, as StackStorm's text rendering would give.
-pub(crate) fn stringify_for_schema(
-    action: &drover_core::automation::action::Action,
-    given: Map<String, Value>,
-) -> Map<String, Value> {
-    let schema = action.effective_parameters();
-    given
-        .into_iter()
-        .map(|(k, v)| {
-            let wants_string = schema
-                .get(&k)
-                .and_then(|s| s.type_.as_deref())
-                .is_some_and(|t| t == "string");
-            let v = match v {
-                Value::Number(n) if wants_string => Value::String(n.to_string()),
-                Value::Bool(b) if wants_string => Value::String(b.to_string()),
-                other => other,
-            };
-            (k, v)
-        })
-        .collect()
 }

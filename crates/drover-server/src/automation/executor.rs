@@ -185,6 +185,16 @@ async fn write_script(path: &PathBuf, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a JSON value holds a string anywhere.
+fn has_text(v: &Value) -> bool {
+    match v {
+        Value::String(_) => true,
+        Value::Array(items) => items.iter().any(has_text),
+        Value::Object(m) => m.values().any(has_text),
+        _ => false,
+    }
+}
+
 /// Runs one claimed action to its end (or hands it to the event log).
 async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> {
     let catalog = state.automation.catalog.get(state).await?;
@@ -238,7 +248,6 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
     }
     let values = prepare::open_params(state, &c.id, &c.params)?;
     let mut secrets = prepare::secret_values(&action, &values);
-    secrets.extend(prepare::KvSnapshot::load(state).await?.secret_values());
     let context = ActionContext {
         execution_id: c.id.clone(),
         action_ref: c.action_ref.clone(),
@@ -380,8 +389,12 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
         }
     };
     tracing::debug!(execution = %c.id, action = %c.action_ref, status = status.as_str(), "action finished");
-    let result = prepare::scrub_json(&result, &secrets);
-    let mut result = result;
+    // Only text can carry a secret: a result without any (noop's `{}`) needs no
+    // datastore read to be masked.
+    if has_text(&result) {
+        secrets.extend(prepare::KvSnapshot::load(state).await?.secret_values());
+    }
+    let mut result = prepare::scrub_json(&result, &secrets);
     if status == ActionStatus::Timeout
         && let Value::Object(m) = &mut result
     {

@@ -11,18 +11,58 @@ pub(crate) mod schedule;
 pub(crate) mod secrets;
 mod timers;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use drover_core::workflow::spec::WorkflowSpec;
 
 use crate::state::AppState;
 
 /// How often expired datastore keys are removed.
 const KV_EXPIRY_EVERY: Duration = Duration::from_millis(500);
 
+/// Decoded workflow definitions by workflow execution id, with who started them: a
+/// running workflow's definition never changes, so it is decoded once, not at every
+/// task. Bounded; cleared when full.
+#[derive(Default)]
+pub(crate) struct WorkflowCache {
+    entries: std::sync::Mutex<HashMap<String, (Arc<WorkflowSpec>, String)>>,
+}
+
+/// Workflows whose definitions are kept decoded.
+const CACHED_WORKFLOWS: usize = 1024;
+
+impl WorkflowCache {
+    /// The definition and actor of workflow execution `id`, if cached.
+    pub fn get(&self, id: &str) -> Option<(Arc<WorkflowSpec>, String)> {
+        self.entries.lock().ok()?.get(id).cloned()
+    }
+
+    /// Keeps a decoded definition.
+    pub fn put(&self, id: &str, spec: Arc<WorkflowSpec>, actor: &str) {
+        if let Ok(mut m) = self.entries.lock() {
+            if m.len() >= CACHED_WORKFLOWS {
+                m.clear();
+            }
+            m.insert(id.to_string(), (spec, actor.to_string()));
+        }
+    }
+
+    /// Forgets a finished workflow.
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut m) = self.entries.lock() {
+            m.remove(id);
+        }
+    }
+}
+
 /// What the automation runtime keeps per controller.
 pub(crate) struct Automation {
     /// The decoded catalog, rebuilt when packs or rule switches change.
     pub catalog: catalog::CatalogCache,
+    /// Decoded definitions of running workflows.
+    pub workflows: WorkflowCache,
     /// This controller's id in action claims.
     pub controller_id: String,
 }
@@ -31,6 +71,7 @@ impl Default for Automation {
     fn default() -> Automation {
         Automation {
             catalog: catalog::CatalogCache::default(),
+            workflows: WorkflowCache::default(),
             controller_id: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
         }
     }

@@ -130,7 +130,8 @@ pub(crate) fn prepare(
     let kv_secrets = kv.secret_values();
     let kv: Arc<dyn KvSource> = kv.for_user(actor);
     let schema = action.effective_parameters();
-    let values = params::resolve(&schema, given, kv).map_err(|errors| {
+    let given = text_where_strings(&schema, given);
+    let values = params::resolve(&schema, &given, kv).map_err(|errors| {
         errors
             .iter()
             .map(|e| e.to_string())
@@ -142,13 +143,14 @@ pub(crate) fn prepare(
     let mut secrets = secret_values(action, &values);
     secrets.extend(kv_secrets);
     let shown = scrub_map(&params::redact(&schema, &values), &secrets);
+    let secret_names = params::secret_names(&schema);
     let mut stored = values.clone();
     for (name, v) in stored.iter_mut() {
         let (text, is_json) = match &*v {
             Value::String(s) => (s.clone(), false),
             other => (other.to_string(), true),
         };
-        let secret = params::secret_names(&schema).contains(name)
+        let secret = secret_names.contains(name)
             || secrets
                 .iter()
                 .any(|s| s.len() >= 4 && text.contains(s.as_str()));
@@ -165,6 +167,30 @@ pub(crate) fn prepare(
         }),
         params: Value::Object(stored),
     })
+}
+
+/// Values rendered natively (`{{ trigger.count }}` is a number, the CLI reads `n=3` as
+/// one) become text where the parameter is declared a string, as StackStorm's text
+/// rendering would have given them.
+fn text_where_strings(
+    schema: &params::ParamSchema,
+    given: &Map<String, Value>,
+) -> Map<String, Value> {
+    given
+        .iter()
+        .map(|(k, v)| {
+            let wants_string = schema
+                .get(k)
+                .and_then(|s| s.type_.as_deref())
+                .is_some_and(|t| t == "string");
+            let v = match v {
+                Value::Number(n) if wants_string => Value::String(n.to_string()),
+                Value::Bool(b) if wants_string => Value::String(b.to_string()),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// The parameters to run with: secrets opened again.

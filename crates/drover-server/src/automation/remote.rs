@@ -69,16 +69,6 @@ pub(crate) async fn start(
     .map_err(|e| e.detail().to_string())
 }
 
-fn parsed(text: &str) -> Value {
-    let t = text.trim();
-    if (t.starts_with('{') || t.starts_with('['))
-        && let Ok(v) = serde_json::from_str::<Value>(t)
-    {
-        return v;
-    }
-    Value::String(text.to_string())
-}
-
 /// The action result of a finished remote run: per host, StackStorm's shell result
 /// `{succeeded, failed, return_code, stdout, stderr}`.
 pub(crate) async fn result_of(state: &Arc<AppState>, run: &Execution) -> anyhow::Result<Value> {
@@ -110,8 +100,8 @@ pub(crate) async fn result_of(state: &Arc<AppState>, run: &Execution) -> anyhow:
                 "failed": !ok,
                 "return_code": t.exit_code,
                 "status": t.status,
-                "stdout": parsed(stdout.trim_end_matches('\n')),
-                "stderr": parsed(stderr.trim_end_matches('\n')),
+                "stdout": crate::runners::shell::output_value(&stdout),
+                "stderr": crate::runners::shell::output_value(&stderr),
                 "error": t.error,
             }),
         );

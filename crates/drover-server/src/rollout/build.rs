@@ -44,10 +44,8 @@ pub(crate) async fn stored_models(
     newest: Option<i64>,
 ) -> anyhow::Result<Vec<Model>> {
     let mut models = Vec::new();
-    for v in state.store.list_model_versions(1000).await? {
-        if newest.is_some_and(|n| v.id > n) {
-            continue;
-        }
+    let before = newest.map(|n| n.saturating_add(1));
+    for v in state.store.list_model_versions(before, 1000).await? {
         if models.len() > HISTORY as usize {
             break;
         }

@@ -316,7 +316,7 @@ fn seconds_text(d: Duration) -> String {
 
 /// One stream as StackStorm reports it: without its last line end, and as JSON when it
 /// is JSON.
-fn output_value(text: &str) -> Value {
+pub(crate) fn output_value(text: &str) -> Value {
     let text = text.strip_suffix('\n').unwrap_or(text);
     let text = text.strip_suffix('\r').unwrap_or(text);
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))

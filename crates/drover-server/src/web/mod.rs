@@ -38,10 +38,20 @@ pub(crate) struct Web {
     pub app: Arc<AppState>,
     key: tokio::sync::OnceCell<session::Key>,
     counts: inventory::CountsCache,
-    model: inventory::ModelCache,
+    delta: inventory::DeltaCache,
 }
 
 impl Web {
+    /// The automation catalog (packs, actions, rules) as it is now.
+    pub async fn catalog(&self) -> Result<Arc<crate::automation::catalog::Catalog>, PageError> {
+        self.app
+            .automation
+            .catalog
+            .get(&self.app)
+            .await
+            .map_err(PageError::internal)
+    }
+
     /// The key that signs session cookies and derives CSRF tokens.
     pub async fn key(&self) -> Result<&session::Key, PageError> {
         self.key
@@ -56,7 +66,7 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         app,
         key: tokio::sync::OnceCell::new(),
         counts: Default::default(),
-        model: Default::default(),
+        delta: Default::default(),
     });
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/fleet") }))
@@ -144,6 +154,14 @@ impl PageError {
     pub fn not_found(detail: impl Into<String>) -> PageError {
         PageError {
             status: StatusCode::NOT_FOUND,
+            detail: detail.into(),
+        }
+    }
+
+    /// 400 with a reason (a malformed query).
+    pub fn bad_request(detail: impl Into<String>) -> PageError {
+        PageError {
+            status: StatusCode::BAD_REQUEST,
             detail: detail.into(),
         }
     }

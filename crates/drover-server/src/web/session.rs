@@ -176,6 +176,8 @@ pub(crate) fn now_ms() -> i64 {
 /// A signed-in user of the dashboard (any role).
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
+    /// The id of the token signed in with.
+    pub token_id: String,
     /// The token's name: the actor of what the user does.
     pub name: String,
     /// The token's role, as it is now.
@@ -188,6 +190,17 @@ impl Session {
     /// True if the user may change things (operator or admin).
     pub fn can_operate(&self) -> bool {
         self.role >= Role::Operator
+    }
+
+    /// The user as an API operator, so a dashboard form runs exactly the API's code
+    /// for the same change (403 page below the operator role).
+    pub fn operator(&self) -> Result<crate::auth::Operator, PageError> {
+        self.require(Role::Operator)?;
+        Ok(crate::auth::Operator(crate::auth::ApiCaller {
+            token_id: self.token_id.clone(),
+            name: self.name.clone(),
+            role: self.role,
+        }))
     }
 
     /// 403 page unless the user has at least `role`.
@@ -256,6 +269,7 @@ pub(crate) async fn current(web: &Web, headers: &HeaderMap) -> Result<Option<Ses
         return Ok(None);
     }
     Ok(Some(Session {
+        token_id: claims.token_id.clone(),
         csrf: super::csrf::token(key, &claims.nonce),
         name: rec.info.name,
         role: rec.info.role.unwrap_or(Role::Viewer),

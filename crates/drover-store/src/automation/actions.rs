@@ -16,7 +16,7 @@ use crate::notify::Notice;
 use crate::rows::{json, now_ms, to_json};
 use crate::{Dialect, Result, Store};
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = crate::write::WriteTx;
 
 /// An action execution to record.
 #[derive(Debug, Clone, Default)]
@@ -246,7 +246,7 @@ impl Store {
         )
         .bind(now_ms() + lease_ms)
         .bind(controller)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -256,7 +256,7 @@ impl Store {
     pub async fn release_action_claim(&self, id: &str) -> Result<()> {
         sqlx::query("UPDATE executions SET claim_until = NULL WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -270,7 +270,7 @@ impl Store {
              AND claim_until IS NOT NULL AND claim_until < $1 RETURNING id",
         )
         .bind(now_ms())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.writer().await?)
         .await?;
         if !rows.is_empty() {
             self.notifier.publish(Notice::Actions);
@@ -287,7 +287,7 @@ impl Store {
         )
         .bind(not_before)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }

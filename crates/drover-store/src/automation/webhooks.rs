@@ -105,16 +105,16 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WebhookRow {
-                    name: r.try_get("name")?,
-                    auth: r.try_get("auth")?,
-                    secret: r.try_get("secret")?,
-                    created_at: r.try_get("created_at")?,
-                    created_by: r.try_get("created_by")?,
-                })
-            })
-            .collect()
+        rows.iter().map(webhook).collect()
     }
+}
+
+fn webhook(r: &sqlx::any::AnyRow) -> Result<WebhookRow> {
+    Ok(WebhookRow {
+        name: r.try_get("name")?,
+        auth: r.try_get("auth")?,
+        secret: r.try_get("secret")?,
+        created_at: r.try_get("created_at")?,
+        created_by: r.try_get("created_by")?,
+    })
 }

@@ -328,12 +328,7 @@ impl Store {
     }
 
     /// Writes a plan's change rows and events, commits, and tells waiters.
-    async fn finish(
-        &self,
-        mut tx: sqlx::Transaction<'static, sqlx::Any>,
-        actor: &str,
-        plan: Plan,
-    ) -> Result<()> {
+    async fn finish(&self, mut tx: crate::write::WriteTx, actor: &str, plan: Plan) -> Result<()> {
         record_in(&mut tx, self.dialect, &plan.changes, actor).await?;
         let ids = append_many_in(&mut tx, self.dialect, &plan.events).await?;
         tx.commit().await?;

@@ -17,6 +17,7 @@ use crate::sse::SseReader;
 /// Examples:
 ///   drover events                       # the last 50
 ///   drover events --type 'host.*' --since 1h
+///   drover events --actor alice --grep web-3 --since 2d --until 1d
 ///   drover events --follow              # new events as they happen
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
@@ -27,6 +28,15 @@ pub struct EventsArgs {
     /// Only events newer than this: a duration ago (`10m`, `2h`) or an RFC 3339 time.
     #[arg(long)]
     since: Option<String>,
+    /// Only events older than this: a duration ago or an RFC 3339 time (not with --follow).
+    #[arg(long, conflicts_with = "follow")]
+    until: Option<String>,
+    /// Only events by this actor (a user, token name, `system`, a controller…).
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only events whose type, actor or payload contains this text (ASCII case ignored).
+    #[arg(long, value_name = "TEXT")]
+    grep: Option<String>,
     /// Keep printing new events as they are appended (until Ctrl-C).
     #[arg(long, short = 'f')]
     follow: bool,
@@ -40,13 +50,14 @@ pub struct EventsArgs {
     conn: Conn,
 }
 
-fn since_to_rfc3339(s: &str) -> Result<String, String> {
+/// `--since`/`--until` as RFC 3339: a time as given, or a duration ago.
+pub(crate) fn to_rfc3339(flag: &str, s: &str) -> Result<String, String> {
     if chrono::DateTime::parse_from_rfc3339(s).is_ok() {
         return Ok(s.to_string());
     }
     let d = drover_core::duration::parse_duration(s)
-        .map_err(|e| format!("--since `{s}`: not an RFC 3339 time, nor a duration ({e})"))?;
-    let d = chrono::Duration::from_std(d).map_err(|_| format!("--since `{s}`: too long ago"))?;
+        .map_err(|e| format!("--{flag} `{s}`: not an RFC 3339 time, nor a duration ({e})"))?;
+    let d = chrono::Duration::from_std(d).map_err(|_| format!("--{flag} `{s}`: too long ago"))?;
     Ok((chrono::Utc::now() - d).to_rfc3339())
 }
 
@@ -66,14 +77,29 @@ fn print(ev: &Event, json: bool) {
 }
 
 pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let since = match args.since.as_deref().map(since_to_rfc3339).transpose() {
-        Ok(s) => s,
-        Err(e) => return Ok(usage_error(e)),
+    let times = (
+        args.since.as_deref().map(|s| to_rfc3339("since", s)),
+        args.until.as_deref().map(|s| to_rfc3339("until", s)),
+    );
+    let (since, until) = match times {
+        (Some(Err(e)), _) | (_, Some(Err(e))) => return Ok(usage_error(e)),
+        (s, u) => (s.and_then(Result::ok), u.and_then(Result::ok)),
     };
     let client = args.conn.client()?;
     let mut filter = String::new();
-    if let Some(k) = &args.kind {
-        filter.push_str(&format!("&type={}", enc(k)));
+    for (name, value) in [
+        ("type", &args.kind),
+        ("actor", &args.actor),
+        ("q", &args.grep),
+    ] {
+        if let Some(v) = value {
+            filter.push_str(&format!("&{name}={}", enc(v)));
+        }
+    }
+    // The stream has no end time; the listings do.
+    let mut listing = filter.clone();
+    if let Some(u) = &until {
+        listing.push_str(&format!("&until={}", enc(u)));
     }
     // The backlog: newest `limit` (or all since `since`, oldest first).
     let mut last_id = 0i64;
@@ -87,7 +113,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default();
             let page: Page<Event> = client
                 .get(&format!(
-                    "/events?limit=1000&since={}{filter}{cursor}",
+                    "/events?limit=1000&since={}{listing}{cursor}",
                     enc(s)
                 ))
                 .await?;
@@ -100,7 +126,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
     } else {
         let page: Page<Event> = client
             .get(&format!(
-                "/events?order=desc&limit={}{filter}",
+                "/events?order=desc&limit={}{listing}",
                 args.limit.clamp(1, 1000)
             ))
             .await?;

@@ -19,7 +19,8 @@ use crate::render;
 /// Examples:
 ///   drover executions                        # or: drover executions list
 ///   drover executions --status failed --limit 5
-///   drover executions --kind action
+///   drover executions --kind action --since 2h
+///   drover executions --parent 0193a8f2-…   # a workflow's tasks
 ///   drover executions 0193a8f2-…            # detail (or: drover executions get ID)
 ///   drover executions 0193a8f2-… --follow   # stream it until it ends
 ///   drover executions cancel 0193a8f2-…
@@ -43,6 +44,15 @@ pub struct ExecutionsArgs {
     /// Only this kind (run, deploy, action, generate, logs).
     #[arg(long)]
     kind: Option<String>,
+    /// Only those created since: a duration ago (`2h`) or an RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only those created before: a duration ago or an RFC 3339 time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only the tasks of this workflow execution.
+    #[arg(long, value_name = "ID")]
+    parent: Option<String>,
     /// How many to list.
     #[arg(long, default_value_t = 20)]
     limit: u32,
@@ -122,6 +132,22 @@ pub fn print_action(exec: &Execution) {
     }
 }
 
+/// Asks a workflow to pause or resume.
+async fn ask_workflow(
+    client: &crate::client::Client,
+    id: &str,
+    verb: &str,
+) -> anyhow::Result<ExitCode> {
+    let _: Execution = client
+        .post(
+            &format!("/executions/{}/{verb}", enc(id)),
+            &serde_json::json!({}),
+        )
+        .await?;
+    println!("asked workflow {id} to {verb}");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(mut args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
     let client = args.conn.client()?;
     match args.verb.take() {
@@ -148,21 +174,8 @@ pub async fn run(mut args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Some(v @ (Verb::Pause { .. } | Verb::Resume { .. })) => {
-            let (verb, id) = match v {
-                Verb::Pause { id } => ("pause", id),
-                Verb::Resume { id } => ("resume", id),
-                _ => unreachable!("matched above"),
-            };
-            let _: Execution = client
-                .post(
-                    &format!("/executions/{}/{verb}", enc(&id)),
-                    &serde_json::json!({}),
-                )
-                .await?;
-            println!("asked workflow {id} to {verb}");
-            return Ok(ExitCode::SUCCESS);
-        }
+        Some(Verb::Pause { id }) => return ask_workflow(&client, &id, "pause").await,
+        Some(Verb::Resume { id }) => return ask_workflow(&client, &id, "resume").await,
     }
     if let Some(id) = &args.id {
         let exec: Execution = if args.cancel {
@@ -214,6 +227,17 @@ pub async fn run(mut args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(k) = &args.kind {
         query.push_str(&format!("&kind={}", enc(k)));
+    }
+    if let Some(p) = &args.parent {
+        query.push_str(&format!("&parent={}", enc(p)));
+    }
+    for (flag, value) in [("since", &args.since), ("until", &args.until)] {
+        if let Some(v) = value {
+            match super::events::to_rfc3339(flag, v) {
+                Ok(t) => query.push_str(&format!("&{flag}={}", enc(&t))),
+                Err(e) => return Ok(super::usage_error(e)),
+            }
+        }
     }
     let page: Page<Execution> = client.get(&format!("/executions{query}")).await?;
     if args.json {

@@ -88,6 +88,7 @@ enum Action {
     /// Examples:
     ///   drover hosts history web-1
     ///   drover hosts history web-1 --limit 5 --json
+    ///   drover hosts history web-1 --before 812     # the changes older than 812
     #[command(verbatim_doc_comment)]
     History {
         /// Host name (or id).
@@ -95,6 +96,9 @@ enum Action {
         /// How many changes to show (the newest), 1 to 1000.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_LIMIT)))]
         limit: u32,
+        /// Show the changes older than this change id (page back through history).
+        #[arg(long, value_name = "CHANGE_ID")]
+        before: Option<i64>,
         /// Print JSON (an array of changes).
         #[arg(long)]
         json: bool,
@@ -142,7 +146,12 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<ExitCode> {
     match action {
         Action::List(l) => list(&client, &l).await,
         Action::Show { name, json } => show(&client, &name, json).await,
-        Action::History { name, limit, json } => history(&client, &name, limit, json).await,
+        Action::History {
+            name,
+            limit,
+            before,
+            json,
+        } => history(&client, &name, limit, before, json).await,
         Action::Drain { name, json } => drain(&client, &name, true, json).await,
         Action::Undrain { name, json } => drain(&client, &name, false, json).await,
     }
@@ -317,10 +326,26 @@ async fn show(client: &Client, name: &str, json: bool) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-async fn history(client: &Client, name: &str, limit: u32, json: bool) -> anyhow::Result<ExitCode> {
-    let changes: Vec<HostChange> = client
-        .get(&format!("/hosts/{}/history?limit={limit}", enc(name)))
+async fn history(
+    client: &Client,
+    name: &str,
+    limit: u32,
+    before: Option<i64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let cursor = before.map(|b| format!("&after={b}")).unwrap_or_default();
+    let page: Page<HostChange> = client
+        .get(&format!(
+            "/hosts/{}/history?limit={limit}{cursor}",
+            enc(name)
+        ))
         .await?;
+    let changes = page.items;
+    if let Some(next) = &page.next
+        && !json
+    {
+        eprintln!("older changes: drover hosts history {name} --before {next}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&changes)?);
         return Ok(ExitCode::SUCCESS);
@@ -329,9 +354,10 @@ async fn history(client: &Client, name: &str, limit: u32, json: bool) -> anyhow:
         println!("no recorded changes for {name}");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = render::table(&["TIME", "KIND", "ACTOR", "CHANGES"]);
+    let mut table = render::table(&["ID", "TIME", "KIND", "ACTOR", "CHANGES"]);
     for c in &changes {
         table.add_row(vec![
+            c.id.to_string(),
             render::time(&c.time),
             c.kind.clone(),
             c.actor.clone(),

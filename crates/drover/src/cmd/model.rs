@@ -1,11 +1,11 @@
 //! `drover model check|history|diff`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use drover_core::model::ModelFile;
+use drover_proto::page::Page;
 use drover_store::ModelVersion;
 
 use super::{Conn, usage_error};
@@ -43,6 +43,12 @@ enum Action {
     },
     /// The stored model versions, newest first.
     History {
+        /// Show at most this many versions (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Show versions older than this one (page back through history).
+        #[arg(long, value_name = "VERSION")]
+        before: Option<i64>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -116,9 +122,22 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Action::History { json } => {
+        Action::History {
+            limit,
+            before,
+            json,
+        } => {
             let client = args.conn.client()?;
-            let versions: Vec<ModelVersion> = client.get("/models").await?;
+            let cursor = before.map(|b| format!("&after={b}")).unwrap_or_default();
+            let page: Page<ModelVersion> = client
+                .get(&format!("/models?limit={limit}{cursor}"))
+                .await?;
+            let versions = page.items;
+            if let Some(next) = &page.next
+                && !json
+            {
+                eprintln!("older versions: drover model history --before {next}");
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&versions)?);
             } else {
@@ -153,41 +172,15 @@ fn prefix_dir(dir: &std::path::Path, line: &str) -> String {
 
 /// A unified diff of two versions, file by file.
 pub fn diff_versions(a: &ModelVersion, b: &ModelVersion) -> String {
-    let files_a: BTreeMap<&str, &str> = a
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.text.as_str()))
-        .collect();
-    let files_b: BTreeMap<&str, &str> = b
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.text.as_str()))
-        .collect();
-    let mut paths: Vec<&str> = files_a.keys().chain(files_b.keys()).copied().collect();
-    paths.sort();
-    paths.dedup();
+    let diffs = drover_core::model::diff::diff_files(&a.file_pairs(), &b.file_pairs());
     let mut out = format!(
         "model version {} ({}) -> {} ({})\n",
         a.id, a.message, b.id, b.message
     );
-    let mut changed = 0;
-    for path in paths {
-        let old = files_a.get(path).copied().unwrap_or("");
-        let new = files_b.get(path).copied().unwrap_or("");
-        if old == new {
-            continue;
-        }
-        changed += 1;
-        let diff = similar::TextDiff::from_lines(old, new);
-        out.push_str(
-            &diff
-                .unified_diff()
-                .context_radius(3)
-                .header(&format!("a/{path}"), &format!("b/{path}"))
-                .to_string(),
-        );
+    for d in &diffs {
+        out.push_str(&d.unified());
     }
-    if changed == 0 {
+    if diffs.is_empty() {
         out.push_str("no differences\n");
     }
     out

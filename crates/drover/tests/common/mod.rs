@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -482,4 +484,27 @@ pub fn tarball(src: &Path, dest: &Path) {
         .status()
         .expect("tar");
     assert!(ok.success(), "tar czf {}", dest.display());
+}
+
+/// Writes a model in `dir`: hostclass `web` (`label.role=web`) and service `sleeper`
+/// from artifact `sha`, `per_host` instances a host, rolled out `max_parallel` at a
+/// time after `canary` canaries.
+pub fn write_sleeper_model(dir: &Path, sha: &str, per_host: u32, canary: u32, max_parallel: u32) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(
+        dir.join("hostclasses.yaml"),
+        "kind: hostclass\nname: web\nselector: label.role=web\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("sleeper.yaml"),
+        format!(
+            "kind: service\nname: sleeper\nversion: \"1.0.0\"\n\
+             artifact: {{url: \"store:{sha}\", sha256: {sha}}}\n\
+             placement: {{hostclass: web, per_host: {per_host}}}\n\
+             rollout:\n  canary: {canary}\n  max_parallel: {max_parallel}\n  min_healthy_time: 0s\n  healthy_deadline: 10s\n  progress_deadline: 60s\n\
+             run: [\"sh\", \"run.sh\"]\n"
+        ),
+    )
+    .expect("write");
 }

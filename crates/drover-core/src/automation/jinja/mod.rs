@@ -62,6 +62,13 @@ pub fn describe(e: &minijinja::Error) -> String {
     text
 }
 
+/// One environment built once and shared: building one registers every filter, which
+/// is too much work to repeat for each rendering (rule firings, workflow steps).
+pub fn shared() -> &'static Environment<'static> {
+    static ENV: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(environment);
+    &ENV
+}
+
 /// The environment: StackStorm's settings and filters.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();

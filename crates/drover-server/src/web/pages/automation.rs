@@ -60,12 +60,7 @@ struct AutomationPage {
 /// `GET /ui/automation`.
 pub(crate) async fn page(State(web): State<Arc<Web>>, s: Session) -> Result<Response, PageError> {
     let app = &web.app;
-    let catalog = app
-        .automation
-        .catalog
-        .get(app)
-        .await
-        .map_err(PageError::internal)?;
+    let catalog = web.catalog().await?;
     let packs = catalog
         .packs
         .iter()
@@ -160,12 +155,7 @@ pub(crate) async fn switch(
         other => return Err(PageError::not_found(format!("no `{other}` on rules"))),
     };
     let app = &web.app;
-    let catalog = app
-        .automation
-        .catalog
-        .get(app)
-        .await
-        .map_err(PageError::internal)?;
+    let catalog = web.catalog().await?;
     if catalog.rule(&reference).is_none() {
         return Err(PageError::not_found(format!("no rule `{reference}`")));
     }

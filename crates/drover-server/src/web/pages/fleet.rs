@@ -140,44 +140,69 @@ async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>),
             Err(e) => (None, Some(format!("Selector `{}`: {e}", q.selector()))),
         }
     };
-    let mut hosts = store.list_hosts().await?;
+    let group = q.group().to_string();
+    // The counters are the whole fleet's, counted in the store.
     let mut counters = Counters {
-        total: hosts.len(),
+        total: 0,
         up: 0,
         down: 0,
         missing: 0,
         matching: 0,
     };
-    for h in &hosts {
-        match h.status {
-            HostStatus::Up => counters.up += 1,
-            HostStatus::Down => counters.down += 1,
-            HostStatus::Missing => counters.missing += 1,
+    for (status, n) in store.host_status_counts().await? {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        counters.total += n;
+        match status {
+            HostStatus::Up => counters.up += n,
+            HostStatus::Down => counters.down += n,
+            HostStatus::Missing => counters.missing += n,
         }
     }
-    // Hostclass membership by selector needs every host, before the filter.
-    let mut classes = web.hostclasses(&hosts).await?;
-    for h in &mut hosts {
-        h.hostclasses = classes.remove(&h.name).unwrap_or_default();
-    }
-    match &selector {
-        Some(s) => hosts.retain(|h| s.matches(h)),
-        None => hosts.clear(),
-    }
-    counters.matching = hosts.len();
-    let group = q.group().to_string();
-    let mut keyed: Vec<(Option<String>, Host)> = hosts
-        .into_iter()
-        .map(|h| (group_of(&group, &h), h))
-        .collect();
-    keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
-    let pages = keyed.len().div_ceil(PAGE_SIZE).max(1);
-    let page = q.page().min(pages);
-    let mut shown: Vec<(Option<String>, Host)> = keyed
-        .into_iter()
-        .skip((page - 1) * PAGE_SIZE)
-        .take(PAGE_SIZE)
-        .collect();
+    let (pages, page, mut shown) = if q.selector().is_empty() && group.is_empty() {
+        // The whole fleet by name: paged in the store, so a poll reads one page of
+        // rows, not the fleet.
+        counters.matching = counters.total;
+        let pages = counters.total.div_ceil(PAGE_SIZE).max(1);
+        let page = q.page().min(pages);
+        let offset = u64::try_from((page - 1) * PAGE_SIZE).unwrap_or(u64::MAX);
+        let mut hosts = store.list_hosts_at(offset, PAGE_SIZE as u32).await?;
+        // Membership is each host's own property: the page's hosts are enough.
+        let mut classes = web.hostclasses(&hosts).await?;
+        for h in &mut hosts {
+            h.hostclasses = classes.remove(&h.name).unwrap_or_default();
+        }
+        let shown: Vec<(Option<String>, Host)> = hosts.into_iter().map(|h| (None, h)).collect();
+        (pages, page, shown)
+    } else {
+        // The store leaves out the rows the selector's prefilters rule out; the
+        // selector decides on the rest.
+        let mut hosts = match &selector {
+            Some(s) => {
+                let mut read = store.list_hosts_where(&s.prefilters()).await?;
+                read.retain(|h| s.matches(h));
+                read
+            }
+            None => Vec::new(),
+        };
+        let mut classes = web.hostclasses(&hosts).await?;
+        for h in &mut hosts {
+            h.hostclasses = classes.remove(&h.name).unwrap_or_default();
+        }
+        counters.matching = hosts.len();
+        let mut keyed: Vec<(Option<String>, Host)> = hosts
+            .into_iter()
+            .map(|h| (group_of(&group, &h), h))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        let pages = keyed.len().div_ceil(PAGE_SIZE).max(1);
+        let page = q.page().min(pages);
+        let shown: Vec<(Option<String>, Host)> = keyed
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .collect();
+        (pages, page, shown)
+    };
     if !shown.is_empty() {
         let counts = web.instance_counts().await?;
         for (_, h) in &mut shown {

@@ -107,14 +107,12 @@ async fn page_of(
 ) -> Result<HostPage, PageError> {
     let store = &web.app.store;
     let mut h = load(web, name).await?;
-    if store.current_model_version().await?.is_some() {
-        let all = store.list_hosts().await?;
-        h.hostclasses = web
-            .hostclasses(&all)
-            .await?
-            .remove(&h.name)
-            .unwrap_or_default();
-    }
+    // Membership is the host's own property: no need to read the fleet.
+    h.hostclasses = web
+        .hostclasses(std::slice::from_ref(&h))
+        .await?
+        .remove(&h.name)
+        .unwrap_or_default();
     let f = &h.facts;
     let facts = vec![
         ("hostname", f.hostname.clone()),
@@ -151,10 +149,9 @@ async fn page_of(
     }
     provider.extend(h.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
     let instances = store
-        .list_instances()
+        .host_instances(&h.id)
         .await?
         .into_iter()
-        .filter(|r| r.host_id == h.id)
         .map(|r| InstanceRow {
             service: r.report.service,
             index: r.report.index,
@@ -188,7 +185,7 @@ async fn page_of(
             });
         }
     }
-    let history = match store.host_history(&h.id, HISTORY).await {
+    let history = match store.host_history(&h.id, None, HISTORY).await {
         Ok(changes) => changes
             .into_iter()
             .map(|c| ChangeRow {

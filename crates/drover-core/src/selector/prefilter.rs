@@ -1,0 +1,136 @@
+//! What a store can check of a selector before it decodes a host row.
+//!
+//! A [`Prefilter`] is a necessary condition: every host the selector matches meets it,
+//! but a host that meets it may still fail the selector. A store narrows its scan with
+//! the prefilters and then runs [`Selector::matches`] on what is left, so the result is
+//! exact whatever the prefilters leave through. Terms that cannot be reduced to a
+//! cheap condition (negations, facts other than `status`, globs with no literal text)
+//! give no prefilter.
+
+use super::{Field, Selector, Term};
+
+/// A condition every host matching a selector meets, cheap to test on a stored row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prefilter {
+    /// The host's name contains this text.
+    NameContains(String),
+    /// The host has label `key`, and its value starts with `prefix` (is exactly
+    /// `prefix` when `exact`).
+    Label {
+        /// The label's key.
+        key: String,
+        /// Text the value starts with (may be empty: the label only has to exist).
+        prefix: String,
+        /// True when the value is exactly `prefix`.
+        exact: bool,
+    },
+    /// The host's status (`up`, `down`, `missing`) is exactly this.
+    Status(String),
+}
+
+impl Selector {
+    /// Necessary conditions for a host to match, one per term that has one; see the
+    /// [module documentation](self). Empty for `all`.
+    pub fn prefilters(&self) -> Vec<Prefilter> {
+        self.terms.iter().filter_map(Term::prefilter).collect()
+    }
+}
+
+impl Term {
+    fn prefilter(&self) -> Option<Prefilter> {
+        if self.negated {
+            return None;
+        }
+        let (prefix, exact) = literal_prefix(&self.glob);
+        match &self.field {
+            Field::Name => longest_literal(&self.glob).map(Prefilter::NameContains),
+            Field::Label(key) => Some(Prefilter::Label {
+                key: key.clone(),
+                prefix: prefix.to_string(),
+                exact,
+            }),
+            Field::Fact(key) if key == "status" && exact => Some(Prefilter::Status(prefix.into())),
+            Field::Fact(_) => None,
+        }
+    }
+}
+
+/// The text before the glob's first wildcard, and whether the glob has none.
+fn literal_prefix(glob: &str) -> (&str, bool) {
+    match glob.find(['*', '?']) {
+        Some(i) => (&glob[..i], false),
+        None => (glob, true),
+    }
+}
+
+/// The longest run of the glob without wildcards, if it has one: any value the glob
+/// matches contains it.
+fn longest_literal(glob: &str) -> Option<String> {
+    glob.split(['*', '?'])
+        .max_by_key(|run| run.len())
+        .filter(|run| !run.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selector::{glob_match, parse};
+
+    fn pre(s: &str) -> Vec<Prefilter> {
+        parse(s).expect("selector").prefilters()
+    }
+
+    #[test]
+    fn each_kind_of_term() {
+        assert_eq!(pre("all"), vec![]);
+        assert_eq!(pre("web-*"), vec![Prefilter::NameContains("web-".into())]);
+        assert_eq!(
+            pre("name=*-db-?"),
+            vec![Prefilter::NameContains("-db-".into())]
+        );
+        assert_eq!(pre("name=*"), vec![]);
+        assert_eq!(
+            pre("label.rack=r07"),
+            vec![Prefilter::Label {
+                key: "rack".into(),
+                prefix: "r07".into(),
+                exact: true
+            }]
+        );
+        assert_eq!(
+            pre("label.rack=*"),
+            vec![Prefilter::Label {
+                key: "rack".into(),
+                prefix: String::new(),
+                exact: false
+            }]
+        );
+        assert_eq!(
+            pre("fact.status=down"),
+            vec![Prefilter::Status("down".into())]
+        );
+        assert_eq!(pre("fact.status=d*"), vec![]);
+        assert_eq!(pre("fact.os=linux"), vec![]);
+        assert_eq!(pre("label.rack!=r07,name!=web-*"), vec![]);
+        assert_eq!(pre("web-*,label.role=db").len(), 2);
+    }
+
+    proptest::proptest! {
+        /// Necessary, never sufficient: whatever a glob matches contains its longest
+        /// literal run and starts with its literal prefix.
+        #[test]
+        fn literals_are_necessary(glob in "[ab*?]{1,6}", value in "[ab]{0,6}") {
+            if glob_match(&glob, &value) {
+                if let Some(run) = longest_literal(&glob) {
+                    proptest::prop_assert!(value.contains(&run));
+                }
+                let (prefix, exact) = literal_prefix(&glob);
+                proptest::prop_assert!(value.starts_with(prefix));
+                if exact {
+                    proptest::prop_assert_eq!(value.as_str(), prefix);
+                }
+            }
+        }
+    }
+}
