@@ -98,6 +98,37 @@ impl Store {
         row.as_ref().map(artifact).transpose()
     }
 
+    /// Artifacts newest first (then by digest), after the cursor `(created_at ms,
+    /// sha256)` of the previous page, at most `limit`.
+    pub async fn artifacts_page(
+        &self,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ArtifactInfo>> {
+        let rows = match after {
+            None => {
+                sqlx::query(sql!(
+                    "SELECT * FROM artifacts ORDER BY created_at DESC, sha256 LIMIT {limit}"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some((ms, sha)) => {
+                sqlx::query(sql!(
+                    "SELECT * FROM artifacts WHERE created_at < $1 \
+                     OR (created_at = $2 AND sha256 > $3) \
+                     ORDER BY created_at DESC, sha256 LIMIT {limit}"
+                ))
+                .bind(ms)
+                .bind(ms)
+                .bind(sha.to_string())
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(artifact).collect()
+    }
+
     /// Every artifact, newest first.
     pub async fn list_artifacts(&self) -> Result<Vec<ArtifactInfo>> {
         let rows = sqlx::query("SELECT * FROM artifacts ORDER BY created_at DESC, sha256")

@@ -54,6 +54,19 @@ fn live_row(r: &AnyRow) -> Result<LiveRow> {
     })
 }
 
+/// Which live instances [`Store::instances_page`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceQuery<'a> {
+    /// Only this host's (by name).
+    pub host: Option<&'a str>,
+    /// Only this service's.
+    pub service: Option<&'a str>,
+    /// Only instances after this `(host name, service, index)`, in list order.
+    pub after: Option<(&'a str, &'a str, u32)>,
+    /// At most this many.
+    pub limit: u32,
+}
+
 impl Store {
     /// Replaces a host's live instances with `reports`, appending one event per
     /// difference. Returns how many instances changed.
@@ -171,7 +184,8 @@ impl Store {
         Ok(events.len())
     }
 
-    /// How many live instances each of `host_ids` has (hosts with none are absent).
+    /// How many live instances (in any state but `none`) each of `host_ids` has (hosts
+    /// with none are absent).
     /// Reads only those hosts' rows, through the primary key.
     pub async fn instance_counts(
         &self,
@@ -182,7 +196,7 @@ impl Store {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT host_id, COUNT(*) AS n FROM instances WHERE host_id IN ({}) \
-                 GROUP BY host_id",
+                 AND state <> 'none' GROUP BY host_id",
                 marks.join(", ")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -208,6 +222,54 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(live_row).collect()
+    }
+
+    /// The live instances `query` selects, by host name, service and index: the
+    /// hosts in name order, each host's instances through the primary key.
+    pub async fn instances_page(&self, query: &InstanceQuery<'_>) -> Result<Vec<LiveRow>> {
+        let mut sql = String::from(
+            "SELECT i.*, h.name AS host_name FROM instances i JOIN hosts h ON h.id = i.host_id \
+             WHERE 1 = 1",
+        );
+        let mut n = 0;
+        let mut mark = || {
+            n += 1;
+            format!("${n}")
+        };
+        if query.host.is_some() {
+            sql.push_str(&format!(" AND h.name = {}", mark()));
+        }
+        if query.service.is_some() {
+            sql.push_str(&format!(" AND i.service = {}", mark()));
+        }
+        if query.after.is_some() {
+            let (h1, h2, s1, s2, x) = (mark(), mark(), mark(), mark(), mark());
+            sql.push_str(&format!(
+                " AND (h.name > {h1} OR (h.name = {h2} AND (i.service > {s1} \
+                 OR (i.service = {s2} AND i.idx > {x}))))"
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY h.name, i.service, i.idx LIMIT {}",
+            query.limit
+        ));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(host) = query.host {
+            q = q.bind(host.to_string());
+        }
+        if let Some(service) = query.service {
+            q = q.bind(service.to_string());
+        }
+        if let Some((host, service, idx)) = query.after {
+            q = q
+                .bind(host.to_string())
+                .bind(host.to_string())
+                .bind(service.to_string())
+                .bind(service.to_string())
+                .bind(i64::from(idx));
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(live_row).collect()
     }
 

@@ -45,7 +45,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use artifacts::ArtifactInfo;
 pub use automation::{
-    Batch, ClaimedAction, Enforcement, EnforcementRow, KvRow, KvWrite, NewAction, PackRow,
+    Batch, ClaimedAction, Enforcement, EnforcementRow, KvQuery, KvRow, KvWrite, NewAction, PackRow,
     PackWrite, TimerRow, WebhookRow, WorkflowWrite,
 };
 pub use error::StoreError;
@@ -55,7 +55,7 @@ pub use executions::{
 };
 pub use generators::{GenerateItem, GeneratorOutput};
 pub use hosts::{Enrolled, HeartbeatOutcome};
-pub use instances::LiveRow;
+pub use instances::{InstanceQuery, LiveRow};
 pub use inventory::{INSTANCE_ID_LABEL, SyncOutcome};
 pub use lb::DrainRow;
 pub use models::{ModelVersion, StoredFile};

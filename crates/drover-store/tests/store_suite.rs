@@ -95,6 +95,7 @@ suite!(
     instances_replace_emits_one_event_per_difference,
     model_versions_are_numbered_and_kept,
     artifacts_are_recorded_once,
+    instances_kv_and_artifacts_page_from_a_cursor,
 );
 
 /// Both notifiers of two controllers on one PostgreSQL database talk through
@@ -3655,4 +3656,151 @@ async fn hosts_page_and_instance_counts_per_host(ctx: Ctx) {
     );
     assert!(mine.iter().all(|r| r.host_name == hosts[0].name));
     assert!(s.host_instances(&hosts[2].id).await.unwrap().is_empty());
+}
+
+async fn instances_kv_and_artifacts_page_from_a_cursor(ctx: Ctx) {
+    use drover_store::{InstanceQuery, KvQuery, KvWrite};
+    let s = &ctx.store;
+    let hosts = enroll_many(s, "pi", 2).await;
+    let up = |svc: &str, i| report(svc, i, "1.0", LifecycleState::Running, Health::Healthy);
+    let gone = report("web", 2, "1.0", LifecycleState::None, Health::Unknown);
+    for h in &hosts {
+        s.replace_instances(
+            &h.id,
+            &h.name,
+            &[up("web", 0), up("web", 1), up("db", 0), gone.clone()],
+        )
+        .await
+        .unwrap();
+    }
+    // Instances: by host name, service, index; a walk of pages of 3 visits all 8 once.
+    let mut names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    names.sort();
+    let mut walked: Vec<(String, String, u32)> = Vec::new();
+    loop {
+        let last = walked.last().cloned();
+        let query = InstanceQuery {
+            host: None,
+            service: None,
+            after: last.as_ref().map(|(h, s, i)| (h.as_str(), s.as_str(), *i)),
+            limit: 3,
+        };
+        let page = s.instances_page(&query).await.unwrap();
+        assert!(page.len() <= 3);
+        if page.is_empty() {
+            break;
+        }
+        walked.extend(
+            page.into_iter()
+                .map(|r| (r.host_name, r.report.service, r.report.index)),
+        );
+    }
+    let mut expected = Vec::new();
+    for h in &names {
+        for (svc, i) in [("db", 0), ("web", 0), ("web", 1), ("web", 2)] {
+            expected.push((h.to_string(), svc.to_string(), i));
+        }
+    }
+    assert_eq!(walked, expected);
+    let only = InstanceQuery {
+        host: Some(names[1]),
+        service: Some("web"),
+        after: Some((names[1], "web", 0)),
+        limit: 10,
+    };
+    let rows = s.instances_page(&only).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.report.index).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    // Live counts leave out instances in state `none`.
+    let ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
+    let counts = s.instance_counts(&ids).await.unwrap();
+    assert_eq!(counts.get(&hosts[0].id), Some(&3));
+
+    // Keys: by scope and name, only the scopes asked for, from after the cursor.
+    for (scope, name) in [
+        ("system", "a"),
+        ("system", "b"),
+        ("system", "c_1"),
+        ("system", "c%2"),
+        ("user:alice", "a"),
+        ("user:bob", "a"),
+    ] {
+        let w = KvWrite {
+            scope: scope.into(),
+            name: name.into(),
+            value: "v".into(),
+            secret: false,
+            expires_at: None,
+        };
+        s.kv_set(&w, "test").await.unwrap();
+    }
+    async fn key_names(s: &Store, q: KvQuery<'_>) -> Vec<String> {
+        s.kv_page(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| format!("{}/{}", k.scope, k.name))
+            .collect()
+    }
+    let keys = |q| key_names(s, q);
+    let visible = vec!["system".to_string(), "user:alice".to_string()];
+    let first = keys(KvQuery {
+        scopes: Some(&visible),
+        limit: Some(2),
+        ..KvQuery::default()
+    })
+    .await;
+    assert_eq!(first, vec!["system/a", "system/b"]);
+    let mut rest = keys(KvQuery {
+        scopes: Some(&visible),
+        after: Some(("system", "b")),
+        limit: Some(10),
+        ..KvQuery::default()
+    })
+    .await;
+    // How `_` and `%` sort against each other is the database collation's business.
+    rest.sort();
+    assert_eq!(
+        rest,
+        vec!["system/c%2", "system/c_1", "user:alice/a"],
+        "bob's key is not visible"
+    );
+    // `_` and `%` in a prefix are literal.
+    let prefixed = keys(KvQuery {
+        prefix: "c_",
+        ..KvQuery::default()
+    })
+    .await;
+    assert_eq!(prefixed, vec!["system/c_1"]);
+    assert!(
+        keys(KvQuery {
+            scopes: Some(&[]),
+            ..KvQuery::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    // Artifacts: newest first, then by digest; the cursor is (created_at, digest).
+    for c in ['a', 'b', 'c'] {
+        s.record_artifact(&c.to_string().repeat(64), 1, "x.tar.gz", "t")
+            .await
+            .unwrap();
+    }
+    let all = s.list_artifacts().await.unwrap();
+    let mut paged = Vec::new();
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let page = s
+            .artifacts_page(after.as_ref().map(|(ms, sha)| (*ms, sha.as_str())), 2)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at.timestamp_millis(), last.sha256.clone()));
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    assert_eq!(paged.len(), 3);
 }

@@ -79,6 +79,31 @@ impl Client {
         self.send(self.request(Method::GET, path)).await
     }
 
+    /// GET every item of a paged list, following `next` a thousand at a time. `path`
+    /// may carry its own query (filters); `limit` and `after` are added here.
+    pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Vec<T>> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cursor = after
+                .as_deref()
+                .map(|a| format!("&after={}", enc(a)))
+                .unwrap_or_default();
+            let page: drover_proto::page::Page<T> = self
+                .get(&format!(
+                    "{path}{sep}limit={}{cursor}",
+                    drover_proto::page::MAX_PAGE_LIMIT
+                ))
+                .await?;
+            items.extend(page.items);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// POST JSON, get JSON.
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,

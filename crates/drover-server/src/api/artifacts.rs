@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use drover_proto::page::Page;
 use drover_store::ArtifactInfo;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 
+use super::paging::{self, PageParams};
 use crate::auth::{ApiCaller, Operator, ReaderCaller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Params, Path};
@@ -164,15 +166,39 @@ async fn receive(body: Body, tmp: &std::path::Path) -> Result<(String, u64), Api
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-/// Every stored artifact.
+/// Stored artifacts, newest first.
 #[utoipa::path(get, path = "/artifacts", tag = "artifacts",
     security(("api_token" = ["viewer"])),
-    responses((status = 200, description = "Stored artifacts", body = Vec<ArtifactInfo>)))]
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of artifacts, newest first", body = Page<ArtifactInfo>),
+        (status = 400, description = "Bad limit or cursor", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
-) -> ApiResult<Json<Vec<ArtifactInfo>>> {
-    Ok(Json(state.store.list_artifacts().await?))
+    Params(q): Params<PageParams>,
+) -> ApiResult<Json<Page<ArtifactInfo>>> {
+    let limit = paging::limit(q.limit)?;
+    // The cursor is `<created_at ms>.<sha256>` of the previous page's last artifact.
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(a) => {
+            let parsed = a
+                .split_once('.')
+                .and_then(|(ms, sha)| Some((ms.parse::<i64>().ok()?, sha)))
+                .filter(|(_, sha)| check_sha(sha).is_ok());
+            Some(parsed.ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "query parameter `after`: `{a}` is not an artifact cursor"
+                ))
+            })?)
+        }
+    };
+    let items = state.store.artifacts_page(after, limit + 1).await?;
+    Ok(Json(paging::page_of(items, limit, |a| {
+        format!("{}.{}", a.created_at.timestamp_millis(), a.sha256)
+    })))
 }
 
 /// Downloads an artifact's bytes (also with an agent credential).

@@ -16,11 +16,13 @@ use drover_proto::automation::{
     ParamInfo, RuleInfo, RuleTest, RuleTestResult,
 };
 use drover_proto::executions::Execution;
+use drover_proto::page::Page;
 use drover_store::{EnforcementRow, NewAction, PackWrite};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
+use super::paging::{self, PageParams};
 use crate::auth::{ApiCaller, Operator};
 use crate::automation::catalog::{Catalog, PackEntry, check_pack};
 use crate::automation::prepare::{self, KvSnapshot};
@@ -63,13 +65,22 @@ fn pack_info(entry: &PackEntry, catalog: &Catalog) -> PackInfo {
 /// `GET /packs`: every pack, built in and installed.
 #[utoipa::path(get, path = "/packs", tag = "automation",
     security(("api_token" = ["viewer"])),
-    responses((status = 200, description = "Packs by name", body = Vec<PackInfo>)))]
+    params(PageParams),
+    responses((status = 200, description = "A page of packs, by name", body = Page<PackInfo>)))]
 pub(crate) async fn list_packs(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
-) -> ApiResult<Json<Vec<PackInfo>>> {
+    Params(q): Params<PageParams>,
+) -> ApiResult<Json<Page<PackInfo>>> {
+    let limit = paging::limit(q.limit)?;
     let c = catalog(&state).await?;
-    Ok(Json(c.packs.iter().map(|p| pack_info(p, &c)).collect()))
+    let packs = c.packs.iter().map(|p| pack_info(p, &c)).collect();
+    Ok(Json(paging::page_after(
+        packs,
+        q.after.as_deref(),
+        limit,
+        |p| p.name.clone(),
+    )))
 }
 
 /// `POST /packs`: install or replace a pack (StackStorm's layout). Every file is
@@ -249,27 +260,39 @@ pub(crate) struct ActionListParams {
     /// Only actions of this pack.
     #[serde(default)]
     pack: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Cursor: the `next` of the previous page (an action ref).
+    #[serde(default)]
+    after: Option<String>,
 }
 
 /// `GET /actions`: every action, by ref.
 #[utoipa::path(get, path = "/actions", tag = "automation",
     security(("api_token" = ["viewer"])),
     params(ActionListParams),
-    responses((status = 200, description = "Actions by ref", body = Vec<ActionSummary>)))]
+    responses((status = 200, description = "A page of actions, by ref", body = Page<ActionSummary>)))]
 pub(crate) async fn list_actions(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
     Params(p): Params<ActionListParams>,
-) -> ApiResult<Json<Vec<ActionSummary>>> {
+) -> ApiResult<Json<Page<ActionSummary>>> {
+    let limit = paging::limit(p.limit)?;
     let c = catalog(&state).await?;
-    let mut out: Vec<ActionSummary> = c
+    let out: Vec<ActionSummary> = c
         .actions
         .values()
         .filter(|a| p.pack.as_ref().is_none_or(|pk| &a.pack == pk))
         .map(|a| summary(a, false))
         .collect();
-    out.sort_by(|a, b| a.reference.cmp(&b.reference));
-    Ok(Json(out))
+    Ok(Json(paging::page_after(
+        out,
+        p.after.as_deref(),
+        limit,
+        |a| a.reference.clone(),
+    )))
 }
 
 /// `GET /actions/{ref}`: one action with its parameters (runner ones included).
@@ -395,13 +418,22 @@ fn rule_info(r: &Rule) -> RuleInfo {
 /// `GET /rules`: every rule, with its switch.
 #[utoipa::path(get, path = "/rules", tag = "automation",
     security(("api_token" = ["viewer"])),
-    responses((status = 200, description = "Rules by ref", body = Vec<RuleInfo>)))]
+    params(PageParams),
+    responses((status = 200, description = "A page of rules, by ref", body = Page<RuleInfo>)))]
 pub(crate) async fn list_rules(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
-) -> ApiResult<Json<Vec<RuleInfo>>> {
+    Params(q): Params<PageParams>,
+) -> ApiResult<Json<Page<RuleInfo>>> {
+    let limit = paging::limit(q.limit)?;
     let c = catalog(&state).await?;
-    Ok(Json(c.rules.iter().map(rule_info).collect()))
+    let rules = c.rules.iter().map(rule_info).collect();
+    Ok(Json(paging::page_after(
+        rules,
+        q.after.as_deref(),
+        limit,
+        |r| r.reference.clone(),
+    )))
 }
 
 /// `GET /rules/{ref}`: one rule and its last 20 matches.

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use drover_proto::inventory::{GeneratorApplied, GeneratorHost, GeneratorInfo, GeneratorPreview};
+use drover_proto::page::Page;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::paging::{self, PageParams};
 use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Params, Path};
@@ -29,14 +31,17 @@ async fn current_model(state: &AppState) -> ApiResult<drover_core::model::Model>
 /// `GET /generators`: every generator of the applied model and its state per host.
 #[utoipa::path(get, path = "/generators", tag = "generators",
     security(("api_token" = ["viewer"])),
+    params(PageParams),
     responses(
-        (status = 200, description = "Generators with their outputs", body = Vec<GeneratorInfo>),
+        (status = 200, description = "A page of generators, by name, with their outputs", body = Page<GeneratorInfo>),
         (status = 422, description = "The stored model no longer loads", body = drover_proto::error::ApiError),
     ))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
-) -> ApiResult<Json<Vec<GeneratorInfo>>> {
+    Params(q): Params<PageParams>,
+) -> ApiResult<Json<Page<GeneratorInfo>>> {
+    let limit = paging::limit(q.limit)?;
     let model = current_model(&state).await?;
     let hosts = state.store.list_hosts().await?;
     let outputs = state.store.generator_outputs(None).await?;
@@ -74,7 +79,12 @@ pub(crate) async fn list(
             hosts: rows,
         });
     }
-    Ok(Json(out))
+    Ok(Json(paging::page_after(
+        out,
+        q.after.as_deref(),
+        limit,
+        |g| g.name.clone(),
+    )))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -84,6 +94,13 @@ pub(crate) struct RenderParams {
     /// Only this target host (default: every target).
     #[serde(default)]
     host: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Cursor: the `next` of the previous page (a host name).
+    #[serde(default)]
+    after: Option<String>,
 }
 
 /// `GET /generators/{name}/render[?host=H]`: what would be written, and the diff
@@ -92,7 +109,7 @@ pub(crate) struct RenderParams {
     security(("api_token" = ["viewer"])),
     params(("name" = String, Path, description = "Generator name"), RenderParams),
     responses(
-        (status = 200, description = "One preview per target host", body = Vec<GeneratorPreview>),
+        (status = 200, description = "A page of previews, one per target host, by host name", body = Page<GeneratorPreview>),
         (status = 404, description = "No such generator or host", body = drover_proto::error::ApiError),
         (status = 422, description = "The stored model no longer loads", body = drover_proto::error::ApiError),
     ))]
@@ -101,7 +118,8 @@ pub(crate) async fn render(
     _caller: ApiCaller,
     Path(name): Path<String>,
     Params(p): Params<RenderParams>,
-) -> ApiResult<Json<Vec<GeneratorPreview>>> {
+) -> ApiResult<Json<Page<GeneratorPreview>>> {
+    let limit = paging::limit(p.limit)?;
     if let Some(h) = &p.host
         && state.store.get_host_by_name(h).await?.is_none()
     {
@@ -113,8 +131,12 @@ pub(crate) async fn render(
         .ok_or_else(|| {
             ApiError::not_found(format!("no generator `{name}` in the applied model"))
         })?;
-    Ok(Json(
-        previews
+    // Diffs are computed for this page's hosts only.
+    let page = paging::page_after(previews, p.after.as_deref(), limit, |pv| pv.host.clone());
+    Ok(Json(Page {
+        next: page.next,
+        items: page
+            .items
             .into_iter()
             .map(|pv| {
                 let live = pv.live.clone().unwrap_or_default();
@@ -150,7 +172,7 @@ pub(crate) async fn render(
                 }
             })
             .collect(),
-    ))
+    }))
 }
 
 /// `POST /generators/{name}/apply`: render and write now (also bytes a check refused

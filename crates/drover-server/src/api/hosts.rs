@@ -108,15 +108,62 @@ pub(crate) async fn enrich(state: &AppState, hosts: &mut [Host]) -> ApiResult<()
     Ok(())
 }
 
-/// Every live instance, as agents report them.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct InstanceParams {
+    /// Only this host's instances (by name).
+    #[serde(default)]
+    host: Option<String>,
+    /// Only this service's instances.
+    #[serde(default)]
+    service: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Cursor: the `next` of the previous page (`host/service/index`).
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// Reads an instance cursor, `host/service/index` (neither names may hold a `/`).
+fn instance_cursor(a: &str) -> Result<(&str, &str, u32), ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "query parameter `after`: `{a}` is not a `host/service/index` cursor"
+        ))
+    };
+    let (host, rest) = a.split_once('/').ok_or_else(bad)?;
+    let (service, idx) = rest.split_once('/').ok_or_else(bad)?;
+    Ok((host, service, idx.parse().map_err(|_| bad())?))
+}
+
+/// Live instances as agents report them, by host name, service and index.
 #[utoipa::path(get, path = "/instances", tag = "deploy",
     security(("api_token" = ["viewer"])),
-    responses((status = 200, description = "Live instances with their hosts", body = Vec<drover_store::LiveRow>)))]
+    params(InstanceParams),
+    responses(
+        (status = 200, description = "A page of live instances with their hosts", body = Page<drover_store::LiveRow>),
+        (status = 400, description = "Bad limit or cursor", body = drover_proto::error::ApiError),
+    ))]
 pub(crate) async fn instances(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
-) -> ApiResult<Json<Vec<drover_store::LiveRow>>> {
-    Ok(Json(state.store.list_instances().await?))
+    Params(p): Params<InstanceParams>,
+) -> ApiResult<Json<Page<drover_store::LiveRow>>> {
+    let limit = paging::limit(p.limit)?;
+    let after = p.after.as_deref().map(instance_cursor).transpose()?;
+    let query = drover_store::InstanceQuery {
+        host: p.host.as_deref(),
+        service: p.service.as_deref(),
+        after,
+        limit: limit + 1,
+    };
+    let rows = state.store.instances_page(&query).await?;
+    Ok(Json(paging::page_of(rows, limit, |r| {
+        format!("{}/{}/{}", r.host_name, r.report.service, r.report.index)
+    })))
 }
 
 /// One host, by name or id.

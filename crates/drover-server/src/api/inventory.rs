@@ -10,6 +10,7 @@ use drover_proto::page::Page;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::paging::{self, PageParams};
 use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Params, Path};
@@ -18,12 +19,21 @@ use crate::state::AppState;
 /// `GET /providers`: every provider's last sync.
 #[utoipa::path(get, path = "/providers", tag = "inventory",
     security(("api_token" = ["viewer"])),
-    responses((status = 200, description = "Every provider of the applied model", body = Vec<ProviderState>)))]
+    params(PageParams),
+    responses((status = 200, description = "A page of the applied model's providers, by name", body = Page<ProviderState>)))]
 pub(crate) async fn providers(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
-) -> ApiResult<Json<Vec<ProviderState>>> {
-    Ok(Json(state.store.providers().await?))
+    Params(q): Params<PageParams>,
+) -> ApiResult<Json<Page<ProviderState>>> {
+    let limit = paging::limit(q.limit)?;
+    let all = state.store.providers().await?;
+    Ok(Json(paging::page_after(
+        all,
+        q.after.as_deref(),
+        limit,
+        |p| p.name.clone(),
+    )))
 }
 
 /// `POST /providers/{name}/sync`: sync now (at the next round, within a second).

@@ -12,10 +12,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use drover_proto::auth::Role;
 use drover_proto::automation::{KvPair, KvPut, MASK};
-use drover_store::{KvRow, KvWrite};
+use drover_proto::page::Page;
+use drover_store::{KvQuery, KvRow, KvWrite};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::paging;
 use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, Path};
@@ -102,6 +104,13 @@ pub(crate) struct ListParams {
     /// Show secrets decrypted (admins; the owner for user keys).
     #[serde(default)]
     decrypt: bool,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Cursor: the `next` of the previous page (`scope/name`).
+    #[serde(default)]
+    after: Option<String>,
 }
 
 /// `GET /kv`: datastore keys, secrets masked unless decryption is asked for and allowed.
@@ -109,7 +118,7 @@ pub(crate) struct ListParams {
     security(("api_token" = ["viewer"])),
     params(ListParams),
     responses(
-        (status = 200, description = "Keys by scope and name", body = Vec<KvPair>),
+        (status = 200, description = "A page of keys, by scope and name", body = Page<KvPair>),
         (status = 400, description = "Bad scope", body = drover_proto::error::ApiError),
         (status = 403, description = "Decryption not allowed", body = drover_proto::error::ApiError),
     ))]
@@ -117,22 +126,32 @@ pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     caller: ApiCaller,
     Params(p): Params<ListParams>,
-) -> ApiResult<Json<Vec<KvPair>>> {
-    let scope = match p.scope.as_deref() {
-        None | Some("all") => None,
-        Some(s) => Some(stored_scope(s, &caller.name)?),
-    };
+) -> ApiResult<Json<Page<KvPair>>> {
+    let limit = paging::limit(p.limit)?;
     let own = format!("user:{}", caller.name);
-    let rows = state
-        .store
-        .kv_list(scope.as_deref(), p.prefix.as_deref().unwrap_or(""))
-        .await?;
+    // The scopes this caller may list, so that the store pages only visible keys.
+    let scopes: Option<Vec<String>> = match p.scope.as_deref() {
+        None | Some("all") if caller.role >= Role::Admin => None,
+        None | Some("all") => Some(vec!["system".into(), own]),
+        Some(s) => Some(vec![stored_scope(s, &caller.name)?]),
+    };
+    let after = match p.after.as_deref() {
+        None => None,
+        Some(a) => Some(a.rsplit_once('/').ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "query parameter `after`: `{a}` is not a `scope/name` cursor"
+            ))
+        })?),
+    };
+    let query = KvQuery {
+        scopes: scopes.as_deref(),
+        prefix: p.prefix.as_deref().unwrap_or(""),
+        after,
+        limit: Some(limit + 1),
+    };
+    let rows = state.store.kv_page(&query).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let visible = row.scope == "system" || row.scope == own || caller.role >= Role::Admin;
-        if !visible {
-            continue;
-        }
         let decrypt = p.decrypt && row.secret;
         if decrypt && !may_decrypt(&caller, &row.scope) {
             return Err(ApiError::forbidden(format!(
@@ -142,7 +161,9 @@ pub(crate) async fn list(
         }
         out.push(shown(&state, row, decrypt)?);
     }
-    Ok(Json(out))
+    Ok(Json(paging::page_of(out, limit, |k| {
+        format!("{}/{}", k.scope, k.name)
+    })))
 }
 
 #[derive(Deserialize, IntoParams)]

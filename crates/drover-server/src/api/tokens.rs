@@ -7,11 +7,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use drover_proto::auth::{CreateTokenRequest, CreatedToken, Role, TokenInfo, TokenKind, WhoAmI};
 use drover_proto::events::types;
+use drover_proto::page::Page;
 use drover_store::{NewEvent, NewToken};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
+use super::paging;
 use crate::auth::{Admin, ApiCaller, hash_secret, new_secret, new_token_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, Path};
@@ -60,19 +62,34 @@ pub(crate) struct ListParams {
     /// Also list agent credentials.
     #[serde(default)]
     agents: bool,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Cursor: the `next` of the previous page.
+    #[serde(default)]
+    after: Option<String>,
 }
 
 /// Every token (never a secret), oldest first.
 #[utoipa::path(get, path = "/tokens", tag = "tokens",
     security(("api_token" = ["admin"])),
     params(ListParams),
-    responses((status = 200, description = "The tokens", body = Vec<TokenInfo>)))]
+    responses((status = 200, description = "A page of tokens, oldest first", body = Page<TokenInfo>)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: Admin,
     Params(p): Params<ListParams>,
-) -> ApiResult<Json<Vec<TokenInfo>>> {
-    Ok(Json(state.store.list_tokens(p.agents).await?))
+) -> ApiResult<Json<Page<TokenInfo>>> {
+    let limit = paging::limit(p.limit)?;
+    let all = state.store.list_tokens(p.agents).await?;
+    // Creation time (zero-padded so text order is time order), then id.
+    Ok(Json(paging::page_after(
+        all,
+        p.after.as_deref(),
+        limit,
+        |t| format!("{:015}.{}", t.created_at.timestamp_millis(), t.id),
+    )))
 }
 
 /// Creates an API token (with a role) or a join token. The secret is in this answer

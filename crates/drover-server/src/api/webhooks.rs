@@ -15,15 +15,17 @@ use axum::http::{HeaderMap, StatusCode};
 use drover_proto::auth::Role;
 use drover_proto::automation::{WebhookAccepted, WebhookCreate, WebhookInfo};
 use drover_proto::events::types;
+use drover_proto::page::Page;
 use drover_store::{NewEvent, WebhookRow};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::paging::{self, PageParams};
 use crate::auth::{ApiCaller, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Path};
+use crate::extract::{Body, Params, Path};
 use crate::state::AppState;
 
 /// Header carrying a token webhook's secret.
@@ -72,13 +74,22 @@ fn info(row: &WebhookRow, secret: Option<String>) -> WebhookInfo {
 /// `GET /webhooks`: registered webhooks (without secrets).
 #[utoipa::path(get, path = "/webhooks", tag = "automation",
     security(("api_token" = ["viewer"])),
-    responses((status = 200, description = "Registered webhooks", body = Vec<WebhookInfo>)))]
+    params(PageParams),
+    responses((status = 200, description = "A page of registered webhooks, by name", body = Page<WebhookInfo>)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     _caller: ApiCaller,
-) -> ApiResult<Json<Vec<WebhookInfo>>> {
+    Params(q): Params<PageParams>,
+) -> ApiResult<Json<Page<WebhookInfo>>> {
+    let limit = paging::limit(q.limit)?;
     let rows = state.store.list_webhooks().await?;
-    Ok(Json(rows.iter().map(|r| info(r, None)).collect()))
+    let all = rows.iter().map(|r| info(r, None)).collect();
+    Ok(Json(paging::page_after(
+        all,
+        q.after.as_deref(),
+        limit,
+        |w| w.name.clone(),
+    )))
 }
 
 /// `POST /webhooks`: register (or replace) a webhook with its own secret; the answer

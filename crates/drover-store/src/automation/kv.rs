@@ -45,6 +45,19 @@ pub struct KvRow {
     pub updated_by: String,
 }
 
+/// Which keys [`Store::kv_page`] reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KvQuery<'a> {
+    /// Only these stored scopes (`system`, `user:<name>`); `None` for every scope.
+    pub scopes: Option<&'a [String]>,
+    /// Only names starting with this.
+    pub prefix: &'a str,
+    /// Only keys after this `(scope, name)`, in list order.
+    pub after: Option<(&'a str, &'a str)>,
+    /// At most this many keys.
+    pub limit: Option<u32>,
+}
+
 fn kv_row(r: &AnyRow) -> Result<KvRow> {
     let secret: i64 = r.try_get("secret")?;
     Ok(KvRow {
@@ -118,26 +131,64 @@ impl Store {
     /// Keys of a scope (all scopes when `None`) whose names start with `prefix`, by
     /// scope and name; expired keys are left out.
     pub async fn kv_list(&self, scope: Option<&str>, prefix: &str) -> Result<Vec<KvRow>> {
+        let scopes: Vec<String> = scope.map(str::to_string).into_iter().collect();
+        let query = KvQuery {
+            scopes: scope.map(|_| scopes.as_slice()),
+            prefix,
+            after: None,
+            limit: None,
+        };
+        self.kv_page(&query).await
+    }
+
+    /// The keys `query` selects, by scope and name; expired keys are left out. Reads
+    /// through the primary key from the cursor, so a page costs its own rows.
+    pub async fn kv_page(&self, query: &KvQuery<'_>) -> Result<Vec<KvRow>> {
         let pattern = format!(
             "{}%",
-            prefix
+            query
+                .prefix
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        let scoped = if scope.is_some() {
-            " AND scope = $3"
-        } else {
-            ""
-        };
-        let mut q = sqlx::query(sql!(
+        let mut sql = format!(
             "SELECT {KV_COLUMNS} FROM kv WHERE name LIKE $1 ESCAPE '\\' \
-             AND (expires_at IS NULL OR expires_at > $2){scoped} ORDER BY scope, name"
-        ))
-        .bind(pattern)
-        .bind(now_ms());
-        if let Some(scope) = scope {
-            q = q.bind(scope.to_string());
+             AND (expires_at IS NULL OR expires_at > $2)"
+        );
+        let mut n = 2;
+        let mut mark = || {
+            n += 1;
+            format!("${n}")
+        };
+        if let Some(scopes) = query.scopes {
+            if scopes.is_empty() {
+                return Ok(Vec::new());
+            }
+            let marks: Vec<String> = scopes.iter().map(|_| mark()).collect();
+            sql.push_str(&format!(" AND scope IN ({})", marks.join(", ")));
+        }
+        if query.after.is_some() {
+            let (a, b, c) = (mark(), mark(), mark());
+            sql.push_str(&format!(
+                " AND (scope > {a} OR (scope = {b} AND name > {c}))"
+            ));
+        }
+        sql.push_str(" ORDER BY scope, name");
+        if let Some(limit) = query.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(now_ms());
+        for scope in query.scopes.unwrap_or_default() {
+            q = q.bind(scope.clone());
+        }
+        if let Some((scope, name)) = query.after {
+            q = q
+                .bind(scope.to_string())
+                .bind(scope.to_string())
+                .bind(name.to_string());
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(kv_row).collect()

@@ -15,7 +15,7 @@ mod webhooks;
 
 pub use actions::{ClaimedAction, NewAction};
 pub use batch::{Batch, Enforcement, EnforcementRow, WorkflowWrite};
-pub use kv::{KvRow, KvWrite};
+pub use kv::{KvQuery, KvRow, KvWrite};
 pub use packs::{PackRow, PackWrite};
 pub use timers::TimerRow;
 pub use webhooks::WebhookRow;

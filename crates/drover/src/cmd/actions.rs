@@ -108,7 +108,7 @@ pub async fn run(args: ActionsArgs) -> anyhow::Result<ExitCode> {
             let q = pack
                 .map(|p| format!("?pack={}", enc(&p)))
                 .unwrap_or_default();
-            let actions: Vec<ActionSummary> = client.get(&format!("/actions{q}")).await?;
+            let actions: Vec<ActionSummary> = client.get_all(&format!("/actions{q}")).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&actions)?);
             } else {

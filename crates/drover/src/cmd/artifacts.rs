@@ -93,7 +93,7 @@ pub async fn run(args: ArtifactsArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Action::List { json } => {
-            let items: Vec<serde_json::Value> = client.get("/artifacts").await?;
+            let items: Vec<serde_json::Value> = client.get_all("/artifacts").await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&items)?);
             } else {

@@ -70,7 +70,7 @@ pub async fn run(args: GeneratorsArgs) -> anyhow::Result<ExitCode> {
     let client = args.conn.client()?;
     match args.action {
         Action::List { json } => {
-            let items: Vec<GeneratorInfo> = client.get("/generators").await?;
+            let items: Vec<GeneratorInfo> = client.get_all("/generators").await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&items)?);
                 return Ok(ExitCode::SUCCESS);
@@ -106,7 +106,7 @@ pub async fn run(args: GeneratorsArgs) -> anyhow::Result<ExitCode> {
                 .map(|h| format!("?host={}", enc(h)))
                 .unwrap_or_default();
             let previews: Vec<GeneratorPreview> = client
-                .get(&format!("/generators/{}/render{query}", enc(&name)))
+                .get_all(&format!("/generators/{}/render{query}", enc(&name)))
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&previews)?);

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use drover_proto::deploy::LifecycleState;
 use drover_proto::hosts::{FieldChange, Host, HostChange, HostStatus};
 use drover_proto::page::{MAX_PAGE_LIMIT, Page};
 use drover_store::LiveRow;
@@ -158,33 +157,12 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(client: &Client, args: &ListArgs) -> anyhow::Result<ExitCode> {
-    let mut hosts = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let cursor = after
-            .as_ref()
-            .map(|a| format!("&after={}", enc(a)))
-            .unwrap_or_default();
-        let page: Page<Host> = client
-            .get(&format!(
-                "/hosts?limit=1000&selector={}{cursor}",
-                enc(&args.on)
-            ))
-            .await?;
-        hosts.extend(page.items);
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let hosts: Vec<Host> = client
+        .get_all(&format!("/hosts?selector={}", enc(&args.on)))
+        .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&hosts)?);
         return Ok(ExitCode::SUCCESS);
-    }
-    let instances: Vec<LiveRow> = client.get("/instances").await?;
-    let mut per_host: BTreeMap<&str, usize> = BTreeMap::new();
-    for row in instances.iter().filter(|r| is_live(r)) {
-        *per_host.entry(row.host_id.as_str()).or_default() += 1;
     }
     let mut table = render::table(&[
         "NAME",
@@ -202,11 +180,7 @@ async fn list(client: &Client, args: &ListArgs) -> anyhow::Result<ExitCode> {
             h.provider.clone().unwrap_or_else(|| "-".into()),
             h.region.clone().unwrap_or_else(|| "-".into()),
             address(h),
-            per_host
-                .get(h.id.as_str())
-                .copied()
-                .unwrap_or(0)
-                .to_string(),
+            h.instances.to_string(),
             labels(h),
         ]);
     }
@@ -243,8 +217,10 @@ fn counters(hosts: &[Host]) -> String {
 
 async fn show(client: &Client, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let host: Host = client.get(&format!("/hosts/{}", enc(name))).await?;
-    let instances: Vec<LiveRow> = client.get("/instances").await?;
-    let mut mine: Vec<&LiveRow> = instances.iter().filter(|r| r.host_id == host.id).collect();
+    let instances: Vec<LiveRow> = client
+        .get_all(&format!("/instances?host={}", enc(&host.name)))
+        .await?;
+    let mut mine: Vec<&LiveRow> = instances.iter().collect();
     mine.sort_by(|a, b| {
         (a.report.service.as_str(), a.report.index)
             .cmp(&(b.report.service.as_str(), b.report.index))
@@ -413,11 +389,6 @@ async fn drain(client: &Client, name: &str, drained: bool, json: bool) -> anyhow
         ),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// An instance that counts as on the host (not uninstalled).
-fn is_live(r: &LiveRow) -> bool {
-    r.report.state != LifecycleState::None
 }
 
 /// The status, coloured, with `stale` and `drained` marks.

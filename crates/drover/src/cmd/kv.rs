@@ -178,7 +178,7 @@ pub async fn run(args: KvArgs) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let pairs: Vec<KvPair> = client
-                .get(&format!(
+                .get_all(&format!(
                     "/kv?scope={}&prefix={}&decrypt={decrypt}",
                     enc(&scope),
                     enc(&prefix)

@@ -157,7 +157,7 @@ pub async fn run(args: PacksArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Action::List { json } => {
-            let packs: Vec<PackInfo> = client.get("/packs").await?;
+            let packs: Vec<PackInfo> = client.get_all("/packs").await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&packs)?);
             } else {
@@ -179,7 +179,7 @@ pub async fn run(args: PacksArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Action::Show { name, json } => {
-            let packs: Vec<PackInfo> = client.get("/packs").await?;
+            let packs: Vec<PackInfo> = client.get_all("/packs").await?;
             let Some(p) = packs.into_iter().find(|p| p.name == name) else {
                 eprintln!("error: no pack `{name}`");
                 return Ok(ExitCode::from(1));

@@ -93,7 +93,7 @@ pub async fn run(args: ProvidersArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
-    let items: Vec<ProviderState> = client.get("/providers").await?;
+    let items: Vec<ProviderState> = client.get_all("/providers").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);

@@ -78,7 +78,7 @@ pub async fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
     let client = args.conn.client()?;
     match args.action {
         Verb::List { json } => {
-            let rules: Vec<RuleInfo> = client.get("/rules").await?;
+            let rules: Vec<RuleInfo> = client.get_all("/rules").await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rules)?);
             } else {

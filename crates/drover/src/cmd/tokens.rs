@@ -105,7 +105,8 @@ pub async fn run(args: TokensArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Action::List { agents, json } => {
-            let tokens: Vec<TokenInfo> = client.get(&format!("/tokens?agents={agents}")).await?;
+            let tokens: Vec<TokenInfo> =
+                client.get_all(&format!("/tokens?agents={agents}")).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&tokens)?);
             } else {

@@ -68,7 +68,7 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<ExitCode> {
     let client = args.conn.client()?;
     match args.action {
         Action::List { json } => {
-            let hooks: Vec<WebhookInfo> = client.get("/webhooks").await?;
+            let hooks: Vec<WebhookInfo> = client.get_all("/webhooks").await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&hooks)?);
             } else if hooks.is_empty() {
