@@ -751,3 +751,224 @@ fn hmac_webhooks_and_pause_resume() {
         text(&out)
     );
 }
+
+/// A workflow task whose action is itself a workflow: the child runs as an execution of
+/// its own under the task, its output is the task's `result().output`, and a failing
+/// child fails the task (and, unhandled, the parent).
+#[test]
+fn a_workflow_runs_another_workflow_as_a_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    let pack = dir.path().join("nest");
+    write(
+        &pack,
+        &[
+            (
+                "pack.yaml",
+                "ref: nest\nname: nest\nversion: 0.1.0\ndescription: sub-workflows\n",
+            ),
+            (
+                "actions/child.yaml",
+                "name: child\nrunner_type: orquesta\nentry_point: workflows/child.yaml\n\
+                 parameters:\n  word:\n    type: string\n    required: true\n  fail:\n    type: boolean\n    default: false\n  nap:\n    type: integer\n    default: 0\n",
+            ),
+            (
+                "actions/workflows/child.yaml",
+                "version: 1.0\ninput:\n  - word\n  - fail\n  - nap\ntasks:\n  shout:\n    action: core.local\n\
+                 \x20   input:\n      cmd: \"{% if ctx('fail') %}exit 3{% else %}sleep {{ ctx('nap') }}; echo {{ ctx('word') | upper }}{% endif %}\"\n\
+                 \x20   next:\n      - when: '{{ succeeded() }}'\n        publish:\n          - loud: '{{ result().stdout }}'\n\
+                 output:\n  - loud: \"{{ ctx('loud') }}\"\n",
+            ),
+            (
+                "actions/slow_parent.yaml",
+                "name: slow_parent\nrunner_type: orquesta\nentry_point: workflows/slow_parent.yaml\n",
+            ),
+            (
+                "actions/workflows/slow_parent.yaml",
+                "version: 1.0\ntasks:\n  inner:\n    action: nest.child\n\
+                 \x20   input:\n      word: slow\n      nap: 117\n",
+            ),
+            (
+                "actions/parent.yaml",
+                "name: parent\nrunner_type: orquesta\nentry_point: workflows/parent.yaml\n\
+                 parameters:\n  fail:\n    type: boolean\n    default: false\n",
+            ),
+            (
+                "actions/workflows/parent.yaml",
+                "version: 1.0\ninput:\n  - fail\ntasks:\n  inner:\n    action: nest.child\n\
+                 \x20   input:\n      word: hello\n      fail: '{{ ctx(\"fail\") }}'\n\
+                 \x20   next:\n      - when: '{{ succeeded() }}'\n        publish:\n          - got: '{{ result().output.loud }}'\n        do: after\n\
+                 \x20 after:\n    action: core.noop\n\
+                 output:\n  - got: \"{{ ctx('got') }}\"\n",
+            ),
+        ],
+    );
+    install(&ctl, &pack);
+    let run = |fail: bool| {
+        let out = ctl.cli(&[
+            "actions",
+            "run",
+            "nest.parent",
+            &format!("fail={fail}"),
+            "--async",
+        ]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        text(&out).0.trim().to_string()
+    };
+
+    let id = run(false);
+    let done = wait_final(&ctl, &id, Duration::from_secs(30));
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["action"]["result"]["output"]["got"], "HELLO", "{done}");
+    // The child is an execution of its own, a step of the parent, with its own step.
+    let children = executions(&ctl, "nest.child");
+    assert_eq!(children.len(), 1, "{children:?}");
+    let child = &children[0];
+    assert_eq!(child["action"]["parent_id"], id.as_str(), "{child}");
+    assert_eq!(child["status"], "succeeded", "{child}");
+    let child_id = child["id"].as_str().unwrap();
+    let inner: Vec<Value> = executions(&ctl, "core.local")
+        .into_iter()
+        .filter(|e| e["action"]["parent_id"] == child_id)
+        .collect();
+    assert_eq!(
+        inner.len(),
+        1,
+        "the child's own task ran once under the child"
+    );
+    let trace = ctl.cli_json(&["trace", child_id, "--json"]);
+    assert!(
+        trace.to_string().contains(&id),
+        "the child's trace leads up to the parent: {trace}"
+    );
+
+    // A failing child fails its task, and the unhandled failure fails the parent.
+    let id = run(true);
+    let done = wait_final(&ctl, &id, Duration::from_secs(30));
+    assert_eq!(done["status"], "failed", "{done}");
+    let failed_child = executions(&ctl, "nest.child")
+        .into_iter()
+        .find(|e| e["action"]["parent_id"] == id.as_str())
+        .expect("the second child");
+    assert_eq!(failed_child["status"], "failed", "{failed_child}");
+    assert!(
+        executions(&ctl, "core.noop")
+            .iter()
+            .all(|e| e["action"]["parent_id"] != id.as_str()),
+        "the task after a failed child never ran"
+    );
+
+    // Cancelling the parent cancels the child workflow, and the child's running task.
+    let id = {
+        let out = ctl.cli(&["actions", "run", "nest.slow_parent", "--async"]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        text(&out).0.trim().to_string()
+    };
+    let mut child = Value::Null;
+    wait_until(Duration::from_secs(20), "the child's sleep running", || {
+        child = executions(&ctl, "nest.child")
+            .into_iter()
+            .find(|e| e["action"]["parent_id"] == id.as_str())
+            .unwrap_or(Value::Null);
+        let Some(child_id) = child["id"].as_str() else {
+            return false;
+        };
+        executions(&ctl, "core.local")
+            .iter()
+            .any(|e| e["action"]["parent_id"] == child_id && e["status"] == "running")
+    });
+    let out = ctl.cli(&["executions", "cancel", &id]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let done = wait_final(&ctl, &id, Duration::from_secs(30));
+    assert_eq!(done["status"], "cancelled", "{done}");
+    let child_id = child["id"].as_str().unwrap();
+    let child = wait_final(&ctl, child_id, Duration::from_secs(30));
+    assert_eq!(child["status"], "cancelled", "{child}");
+    assert!(
+        common::processes_with("sleep 117").is_empty(),
+        "the child's task process was killed"
+    );
+}
+
+/// `st2kv()` in workflow expressions reads the datastore as Orquesta's does: `system.`
+/// keys, the starter's user keys, JSON values decoded, `default` for a missing key.
+/// A secret never enters workflow state: decrypting one fails the workflow with a
+/// pointer to secret parameters, and its plaintext shows nowhere.
+#[test]
+fn workflow_expressions_read_the_datastore() {
+    const SECRET: &str = "wf-secret-never-shown-3f9a";
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    for args in [
+        vec!["kv", "set", "greeting", "hello"],
+        vec!["kv", "set", "limits", r#"{"n": 2, "hosts": ["a", "b"]}"#],
+        vec!["kv", "set", "mine", "41", "--scope", "user"],
+        vec!["kv", "set", "token", SECRET, "--secret"],
+    ] {
+        let out = ctl.cli(&args);
+        assert!(out.status.success(), "{args:?}: {:?}", text(&out));
+    }
+    let pack = dir.path().join("kvwf");
+    write(
+        &pack,
+        &[
+            (
+                "pack.yaml",
+                "ref: kvwf\nname: kvwf\nversion: 0.1.0\ndescription: st2kv in workflows\n",
+            ),
+            (
+                "actions/read.yaml",
+                "name: read\nrunner_type: orquesta\nentry_point: workflows/read.yaml\n",
+            ),
+            (
+                "actions/workflows/read.yaml",
+                "version: 1.0\nvars:\n  - n: \"{{ st2kv('system.limits').n }}\"\ntasks:\n  say:\n    action: core.local\n\
+                 \x20   input:\n      cmd: \"echo {{ st2kv('system.greeting') }} {{ st2kv('system.limits').hosts | join(',') }}\"\n\
+                 \x20   next:\n      - when: '{{ succeeded() }}'\n        publish:\n          - said: '{{ result().stdout }}'\n\
+                 output:\n  - said: \"{{ ctx('said') }}\"\n  - n: \"{{ ctx('n') }}\"\n  - mine: \"{{ st2kv('mine') + 1 }}\"\n\
+                 \x20 - fallback: \"{{ st2kv('system.absent', default='none-set') }}\"\n  - masked: \"{{ st2kv('system.token') }}\"\n",
+            ),
+            (
+                "actions/leak.yaml",
+                "name: leak\nrunner_type: orquesta\nentry_point: workflows/leak.yaml\n",
+            ),
+            (
+                "actions/workflows/leak.yaml",
+                "version: 1.0\ntasks:\n  use:\n    action: core.local\n\
+                 \x20   input:\n      cmd: \"echo {{ st2kv('system.token', decrypt=true) }}\"\n",
+            ),
+        ],
+    );
+    install(&ctl, &pack);
+    let run = |action: &str| {
+        let out = ctl.cli(&["actions", "run", action, "--async"]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        text(&out).0.trim().to_string()
+    };
+    let id = run("kvwf.read");
+    let done = wait_final(&ctl, &id, Duration::from_secs(30));
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let output = &done["action"]["result"]["output"];
+    assert_eq!(output["said"], "hello a,b", "{done}");
+    assert_eq!(output["n"], 2, "{done}");
+    assert_eq!(output["mine"], 42, "the starter's user scope: {done}");
+    assert_eq!(output["fallback"], "none-set", "{done}");
+    assert_eq!(output["masked"], "********", "{done}");
+
+    let id = run("kvwf.leak");
+    let done = wait_final(&ctl, &id, Duration::from_secs(30));
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done.to_string().contains("decrypt_kv"),
+        "the error says where secrets belong: {done}"
+    );
+    let everything = format!(
+        "{}{}",
+        ctl.cli_json(&["executions", "--limit", "100", "--json"]),
+        text(&ctl.cli(&["events", "--limit", "1000", "--json"])).0
+    );
+    assert!(
+        !everything.contains(SECRET),
+        "the secret leaked: {everything}"
+    );
+}

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json, json};
 
 use super::decide::Run;
-use super::expr::{self, ExprError, Scope, Statuses};
+use super::expr::{self, Datastore, ExprError, Scope, Statuses};
 use super::spec::WorkflowSpec;
 use super::state::{
     Directive, OutcomeStatus, SlotStatus, TaskInstance, TaskKey, TaskOutcome, TaskStatus,
@@ -26,10 +26,19 @@ use super::state::{
 };
 
 /// Starts a workflow: checks and completes `input`, evaluates vars, schedules the
-/// start tasks.
+/// start tasks. Its expressions have no datastore; see [`start_with`].
 pub fn start(
     spec: &WorkflowSpec,
     input: Map<String, Json>,
+) -> Result<(WorkflowState, Vec<Directive>), WorkflowError> {
+    start_with(spec, input, Datastore::default())
+}
+
+/// [`start`], with the datastore `st2kv()` reads (attached to the returned state).
+pub fn start_with(
+    spec: &WorkflowSpec,
+    input: Map<String, Json>,
+    datastore: Datastore,
 ) -> Result<(WorkflowState, Vec<Directive>), WorkflowError> {
     let unknown: Vec<String> = input
         .keys()
@@ -53,7 +62,7 @@ pub fn start(
             let value = match (given, &p.default) {
                 (Some(v), _) => v,
                 (None, Some(default)) => {
-                    let scope = plain_scope(&ctx, &statuses);
+                    let scope = plain_scope(&ctx, &statuses, &datastore);
                     expr::render(env, default, &scope).map_err(|error| {
                         WorkflowError::Expression {
                             field: format!("{section}.{}", p.name),
@@ -75,6 +84,7 @@ pub fn start(
         errors: Vec::new(),
         failing: false,
         output: Json::Null,
+        datastore,
     };
     let mut run = Run::new(spec, &mut state);
     for name in spec.start_tasks() {
@@ -221,13 +231,18 @@ pub(super) fn running_slots(state: &WorkflowState) -> usize {
         .count()
 }
 
-pub(super) fn plain_scope<'a>(ctx: &'a Map<String, Json>, statuses: &'a Statuses) -> Scope<'a> {
+pub(super) fn plain_scope<'a>(
+    ctx: &'a Map<String, Json>,
+    statuses: &'a Statuses,
+    kv: &'a Datastore,
+) -> Scope<'a> {
     Scope {
         ctx,
         result: None,
         status: None,
         statuses,
         item: None,
+        kv,
     }
 }
 
@@ -300,7 +315,7 @@ pub(super) fn render_output(spec: &WorkflowSpec, state: &WorkflowState) -> Resul
     ctx.extend(state.terminal.clone());
     let mut output = Map::new();
     for (name, value) in &spec.output {
-        let v = expr::render(env, value, &plain_scope(&ctx, &statuses))?;
+        let v = expr::render(env, value, &plain_scope(&ctx, &statuses, &state.datastore))?;
         ctx.insert(name.clone(), v.clone());
         output.insert(name.clone(), v);
     }

@@ -155,7 +155,7 @@ impl<'a> Run<'a> {
         ctx: &Map<String, Json>,
     ) -> Result<(String, bool, Vec<Slot>, Option<usize>, u64), (String, ExprError)> {
         let statuses = Statuses::new(latest_statuses(self.state));
-        let scope = plain_scope(ctx, &statuses);
+        let scope = plain_scope(ctx, &statuses, &self.state.datastore);
         let f = |field: &str| format!("tasks.{}.{field}", task.name);
         let action = match &task.action {
             Some(a) => match expr::evaluate(self.env, a, &scope).map_err(|e| (f("action"), e))? {
@@ -257,12 +257,14 @@ impl<'a> Run<'a> {
         let mut statuses = latest_statuses(self.state);
         statuses.insert(name.clone(), status.as_str().to_string());
         let statuses = Statuses::new(statuses);
+        let kv = self.state.datastore.clone();
         let scope = Scope {
             ctx: &ctx,
             result: Some(&result),
             status: Some(status.as_str()),
             statuses: &statuses,
             item: None,
+            kv: &kv,
         };
 
         if status != TaskStatus::Canceled && self.may_start() {

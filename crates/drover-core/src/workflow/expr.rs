@@ -4,16 +4,90 @@
 //! the task's result and status, every task's latest status, and the current item.
 //! They reach the template as callables: `ctx()`, `ctx(name)`, `result()`,
 //! `succeeded()`, `failed()`, `completed()`, `task_status(name)`, `item()`,
-//! `item(name)`. Undefined names are errors that quote the expression.
+//! `item(name)`, and `st2kv(key, decrypt=false, default=…)` over the datastore the
+//! shell attaches ([`Datastore`]). Undefined names are errors that quote the expression.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use minijinja::value::{Serde, Value};
+use minijinja::value::{Kwargs, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
 use serde_json::{Map, Value as Json};
 
-use crate::automation::jinja;
+use crate::automation::jinja::{self, KvSource};
+use crate::automation::params::MASK;
+
+/// The datastore a workflow's expressions read with `st2kv(key)`. The shell attaches
+/// it to the state before each conductor call; it is never persisted, and two states
+/// compare equal whatever their datastore.
+#[derive(Clone, Default)]
+pub struct Datastore(pub Option<Arc<dyn KvSource>>);
+
+impl std::fmt::Debug for Datastore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Datastore(attached)"
+        } else {
+            "Datastore(none)"
+        })
+    }
+}
+
+impl PartialEq for Datastore {
+    fn eq(&self, _: &Datastore) -> bool {
+        true
+    }
+}
+
+/// StackStorm's `st2kv(key, decrypt=False, default=…)` for Orquesta: `system.NAME`
+/// reads the system scope, any other key the user scope of whoever started the
+/// workflow. A value that is JSON comes back decoded, as StackStorm's does. A missing
+/// key is an error unless `default` is given. Secrets stay out of workflow state: a
+/// secret reads as the mask, and `decrypt=true` on one is an error that says where
+/// secrets belong (a secret action parameter).
+fn st2kv(kv: &Datastore, key: &str, kwargs: &Kwargs) -> Result<Value, Error> {
+    let decrypt: Option<bool> = kwargs.get("decrypt")?;
+    let default: Option<Value> = if kwargs.has("default") {
+        Some(kwargs.get("default")?)
+    } else {
+        None
+    };
+    kwargs.assert_all_used()?;
+    let Some(source) = &kv.0 else {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "st2kv(): no datastore is available here",
+        ));
+    };
+    let (scope, name) = match key.strip_prefix("system.") {
+        Some(name) => ("system", name),
+        None => ("user", key),
+    };
+    let Some(entry) = source.get(scope, name) else {
+        return default.ok_or_else(|| {
+            undefined(format!(
+                "st2kv(): the key `{name}` does not exist in the {scope} scope of the datastore"
+            ))
+        });
+    };
+    if entry.secret {
+        if decrypt == Some(true) {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "st2kv('{key}', decrypt=true): secrets are not read into workflow state; \
+                     give the task's action a `secret: true` parameter whose default is \
+                     `{{{{ st2kv.{scope}.{name} | decrypt_kv }}}}`"
+                ),
+            ));
+        }
+        return Ok(Value::from(MASK));
+    }
+    Ok(match serde_json::from_str::<Json>(&entry.value) {
+        Ok(json) => to_value(&json),
+        Err(_) => Value::from(entry.value),
+    })
+}
 
 /// The shared Jinja environment (built once: building one costs more than most
 /// evaluations).
@@ -40,6 +114,8 @@ pub struct Scope<'a> {
     /// The current item inside with-items: with `x, y in …` a mapping of those names
     /// (`item()` is the mapping, `item(x)` one value), else the item itself.
     pub item: Option<&'a Json>,
+    /// The datastore `st2kv()` reads.
+    pub kv: &'a Datastore,
 }
 
 /// An expression that could not be evaluated.
@@ -77,6 +153,10 @@ impl Scope<'_> {
         let status = self.status.map(str::to_string);
         let statuses = Arc::clone(self.statuses);
         let item = self.item.map(to_value);
+        let kv = self.kv.clone();
+        let st2kv_fn = move |key: String, kwargs: Kwargs| -> Result<Value, Error> {
+            st2kv(&kv, &key, &kwargs)
+        };
         let ctx_fn = move |name: Option<String>| -> Result<Value, Error> {
             match name {
                 None => Ok(ctx.clone()),
@@ -126,6 +206,7 @@ impl Scope<'_> {
             completed => Value::from_function(completed),
             task_status => Value::from_function(task_status),
             item => Value::from_function(item_fn),
+            st2kv => Value::from_function(st2kv_fn),
         }
     }
 }
@@ -194,12 +275,20 @@ mod tests {
         let ctx = ctx.as_object().cloned().unwrap_or_default();
         let statuses = Arc::new(BTreeMap::from([("a".to_string(), "succeeded".to_string())]));
         let item = json!({"x": 7});
+        let kv = Datastore(Some(Arc::new(
+            jinja::KvMap::new()
+                .with("system", "plain", "text", false)
+                .with("system", "ports", "[80, 443]", false)
+                .with("system", "password", "hunter2", true)
+                .with("user", "mine", "7", false),
+        )));
         let scope = Scope {
             ctx: &ctx,
             result,
             status,
             statuses: &statuses,
             item: Some(&item),
+            kv: &kv,
         };
         evaluate(&env, text, &scope)
     }
@@ -218,6 +307,12 @@ mod tests {
             ("{{ task_status('a') }}", json!("succeeded")),
             ("{{ task_status('zz') is none }}", json!(true)),
             ("{{ item().x + item('x') }}", json!(14)),
+            ("{{ st2kv('system.plain') }}", json!("text")),
+            ("{{ st2kv('system.ports')[1] }}", json!(443)),
+            ("{{ st2kv('mine') + 1 }}", json!(8)),
+            ("{{ st2kv('system.password') }}", json!(MASK)),
+            ("{{ st2kv('system.nope', default='d') }}", json!("d")),
+            ("{{ st2kv('nope', default=none) is none }}", json!(true)),
             ("plain", json!("plain")),
         ];
         for (text, want) in cases {
@@ -239,10 +334,32 @@ mod tests {
             "{{ nope }}",
             "{{ result() }}",
             "{{ item('y') }}",
+            "{{ st2kv('system.nope') }}",
+            "{{ st2kv('plain') }}",
+            "{{ st2kv('system.password', decrypt=true) }}",
+            "{{ st2kv('system.plain', decrypted=true) }}",
         ] {
             let e = scope_eval(text, json!({}), None, None).unwrap_err();
             assert_eq!(e.expression, text);
         }
+    }
+
+    #[test]
+    fn a_secret_is_never_decrypted_into_workflow_state() {
+        let e = scope_eval(
+            "{{ st2kv('system.password', decrypt=true) }}",
+            json!({}),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.reason.contains("secret: true") && e.reason.contains("decrypt_kv"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let missing = scope_eval("{{ st2kv('system.nope') }}", json!({}), None, None).unwrap_err();
+        assert!(missing.reason.contains("`nope`"), "{missing}");
     }
 
     #[test]

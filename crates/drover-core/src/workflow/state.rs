@@ -272,4 +272,8 @@ pub struct WorkflowState {
     pub failing: bool,
     /// Rendered output once succeeded.
     pub output: Json,
+    /// The datastore the expressions read (`st2kv()`): attached by the shell before
+    /// each call, never persisted.
+    #[serde(skip)]
+    pub datastore: super::expr::Datastore,
 }

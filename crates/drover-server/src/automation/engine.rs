@@ -15,6 +15,7 @@ use drover_core::automation::jinja;
 use drover_core::automation::pack::PolicyKind;
 use drover_core::automation::rule::Rule;
 use drover_core::workflow::conductor;
+use drover_core::workflow::expr::Datastore;
 use drover_core::workflow::spec::{WorkflowSpec, decode_workflow};
 use drover_core::workflow::state::{
     Directive, OutcomeStatus, TaskKey, TaskOutcome, WorkflowState, WorkflowStatus,
@@ -568,7 +569,7 @@ impl<'a> Work<'a> {
         let Some((text, state)) = self.state.store.workflow_state(id).await? else {
             return Ok(false);
         };
-        let state: WorkflowState = serde_json::from_value(state)?;
+        let mut state: WorkflowState = serde_json::from_value(state)?;
         let cache = &self.state.automation.workflows;
         let (spec, actor) = match cache.get(id) {
             Some(known) => known,
@@ -591,6 +592,8 @@ impl<'a> Work<'a> {
                 (spec, actor)
             }
         };
+        // `st2kv()` in its expressions reads this batch's datastore snapshot.
+        state.datastore = Datastore(Some(self.kv().await?.for_user(&actor)));
         self.workflows.insert(
             id.to_string(),
             LoadedWorkflow {
@@ -713,7 +716,9 @@ impl<'a> Work<'a> {
         };
         if self.load_workflow(id).await? {
             let children = self.state.store.child_executions(id).await?;
-            self.batch.cancels.extend(children);
+            self.batch
+                .cancels
+                .extend(children.into_iter().map(|child| (child, ev.actor.clone())));
             let Some(wf) = self.workflows.get_mut(id) else {
                 return Ok(());
             };
@@ -762,7 +767,8 @@ pub(crate) async fn start_workflow(
     let catalog = state.automation.catalog.get(state).await?;
     // Not tied to the cursor: a claimed workflow starts once (see `commit_batch`).
     let mut work = Work::new(state, &catalog, -1, -1);
-    match conductor::start(&workflow.spec, input) {
+    let datastore = Datastore(Some(work.kv().await?.for_user(actor)));
+    match conductor::start_with(&workflow.spec, input, datastore) {
         Ok((wf_state, directives)) => {
             work.workflows.insert(
                 id.to_string(),

@@ -1,5 +1,6 @@
 //! What one batch of events led to, committed at once with the rule engine's cursor.
 
+use drover_proto::events::types;
 use drover_proto::executions::ExecutionStatus;
 use sqlx::Row;
 
@@ -54,8 +55,10 @@ pub struct Batch {
     pub workflows: Vec<WorkflowWrite>,
     /// Action executions to finish: id, status, result.
     pub finishes: Vec<(String, ExecutionStatus, serde_json::Value)>,
-    /// Executions to flag for cancellation.
-    pub cancels: Vec<String>,
+    /// Executions to flag for cancellation, with who asked. Each one flagged gets its
+    /// own `execution.cancel_requested` event, so a child that is itself a workflow (or
+    /// a remote run) is cancelled in turn.
+    pub cancels: Vec<(String, String)>,
     /// Results to record on executions that are already final.
     pub results: Vec<(String, serde_json::Value)>,
     /// Events to append (after everything else).
@@ -174,14 +177,35 @@ impl Store {
             }
             touched.push(w.execution_id.clone());
         }
-        for id in &batch.cancels {
-            sqlx::query(
+        for (id, actor) in &batch.cancels {
+            let flagged = sqlx::query(
                 "UPDATE executions SET cancel_requested = 1 WHERE id = $1 \
-                 AND status IN ('requested', 'running')",
+                 AND status IN ('requested', 'running') AND cancel_requested = 0",
             )
             .bind(id)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if flagged > 0 {
+                let kind: Option<(String,)> =
+                    sqlx::query_as("SELECT kind FROM executions WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let kind = kind.map(|k| k.0).unwrap_or_default();
+                events.push(
+                    append_in(
+                        &mut tx,
+                        self.dialect,
+                        &NewEvent::new(
+                            types::EXECUTION_CANCEL_REQUESTED,
+                            actor,
+                            serde_json::json!({ "execution_id": id, "kind": kind }),
+                        ),
+                    )
+                    .await?,
+                );
+            }
             touched.push(id.clone());
         }
         for (id, result) in &batch.results {
