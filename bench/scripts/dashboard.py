@@ -10,7 +10,8 @@ nothing about them):
    2-second poll (plain, filtered, grouped, a far page), a host page, the delta page and
    its poll (plain, errors only, grouped by host). Each is fetched R times (default 10)
    after one warm-up; the time is to the last byte on loopback.
-3. `wrk` against `GET /api/v1/hosts` (default page of 100, and limit=1000), with its
+3. `wrk` against `GET /api/v1/hosts` (default page of 100, limit=1000, a selector) and
+   `GET /api/v1/instances` (a page of 1,000 from the middle, one host's), with the
    latency distribution (p50, p99) and requests per second.
 
 Usage: python3 bench/scripts/dashboard.py target/release/drover [HOSTS] [REPEATS]
@@ -120,15 +121,18 @@ try:
         ms = sorted(r[0] for r in runs)
         print(f"{p:46} {statistics.median(ms):8.1f} {ms[-1]:8.1f} {runs[-1][1] / 1024:6.1f}")
 
-    # wrk on the hosts API.
-    for q in ["", "?limit=1000", "?selector=label.rack%3Dr07"]:
+    # wrk on the hosts API, and on the instances list (a page from the middle of the
+    # fleet, through the cursor).
+    for q in ["/hosts", "/hosts?limit=1000", "/hosts?selector=label.rack%3Dr07",
+              f"/instances?limit=1000&after=h-{HOSTS // 2:05d}/app/0",
+              f"/instances?host=h-{HOSTS // 2:05d}"]:
         out = subprocess.run(["wrk", "-t2", "-c16", "-d10s", "--latency", "-H",
-                              f"Authorization: Bearer {token}", f"{url}/api/v1/hosts{q}"],
+                              f"Authorization: Bearer {token}", f"{url}/api/v1{q}"],
                              capture_output=True, text=True).stdout
         lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
         rps = re.search(r"Requests/sec:\s+(\S+)", out)
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        print(f"wrk GET /api/v1/hosts{q}: p50 {lat.get('50')} p99 {lat.get('99')}, "
+        print(f"wrk GET /api/v1{q}: p50 {lat.get('50')} p99 {lat.get('99')}, "
               f"{rps.group(1) if rps else '?'} req/s, non-2xx {errors.group(1) if errors else 0}")
 finally:
     srv.terminate()

@@ -115,10 +115,11 @@ impl Store {
             }
             Some((ms, sha)) => {
                 sqlx::query(sql!(
-                    "SELECT * FROM artifacts WHERE created_at < $1 \
-                     OR (created_at = $2 AND sha256 > $3) \
+                    "SELECT * FROM artifacts WHERE created_at <= $1 AND (created_at < $2 \
+                     OR (created_at = $3 AND sha256 > $4)) \
                      ORDER BY created_at DESC, sha256 LIMIT {limit}"
                 ))
+                .bind(ms)
                 .bind(ms)
                 .bind(ms)
                 .bind(sha.to_string())

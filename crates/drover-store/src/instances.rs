@@ -244,9 +244,11 @@ impl Store {
             sql.push_str(&format!(" AND i.service = {}", mark()));
         }
         if query.after.is_some() {
-            let (h1, h2, s1, s2, x) = (mark(), mark(), mark(), mark(), mark());
+            // The leading `h.name >= …` lets the planner start the index scan at the
+            // cursor; the OR alone makes it scan every host before it.
+            let (h0, h1, h2, s1, s2, x) = (mark(), mark(), mark(), mark(), mark(), mark());
             sql.push_str(&format!(
-                " AND (h.name > {h1} OR (h.name = {h2} AND (i.service > {s1} \
+                " AND h.name >= {h0} AND (h.name > {h1} OR (h.name = {h2} AND (i.service > {s1} \
                  OR (i.service = {s2} AND i.idx > {x}))))"
             ));
         }
@@ -263,6 +265,7 @@ impl Store {
         }
         if let Some((host, service, idx)) = query.after {
             q = q
+                .bind(host.to_string())
                 .bind(host.to_string())
                 .bind(host.to_string())
                 .bind(service.to_string())

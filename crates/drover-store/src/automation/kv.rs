@@ -169,9 +169,10 @@ impl Store {
             sql.push_str(&format!(" AND scope IN ({})", marks.join(", ")));
         }
         if query.after.is_some() {
-            let (a, b, c) = (mark(), mark(), mark());
+            // The leading `scope >= …` starts the primary-key scan at the cursor.
+            let (a0, a, b, c) = (mark(), mark(), mark(), mark());
             sql.push_str(&format!(
-                " AND (scope > {a} OR (scope = {b} AND name > {c}))"
+                " AND scope >= {a0} AND (scope > {a} OR (scope = {b} AND name > {c}))"
             ));
         }
         sql.push_str(" ORDER BY scope, name");
@@ -186,6 +187,7 @@ impl Store {
         }
         if let Some((scope, name)) = query.after {
             q = q
+                .bind(scope.to_string())
                 .bind(scope.to_string())
                 .bind(scope.to_string())
                 .bind(name.to_string());

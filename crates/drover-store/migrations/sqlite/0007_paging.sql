@@ -1,0 +1,2 @@
+-- Lists page by cursor: artifacts newest first.
+CREATE INDEX artifacts_created ON artifacts (created_at, sha256);
