@@ -163,6 +163,15 @@ pub(crate) async fn finish_action_in(
     Ok(Some(event))
 }
 
+/// The `execution.cancel_requested` event for execution `id` of `kind`.
+pub(crate) fn cancel_requested(id: &str, kind: &str, actor: &str) -> NewEvent {
+    NewEvent::new(
+        types::EXECUTION_CANCEL_REQUESTED,
+        actor,
+        json!({ "execution_id": id, "kind": kind }),
+    )
+}
+
 impl Store {
     /// Records one action execution (run from the API or CLI).
     pub async fn create_action(&self, new: &NewAction) -> Result<Execution> {
@@ -343,11 +352,7 @@ impl Store {
             append_in(
                 &mut tx,
                 self.dialect,
-                &NewEvent::new(
-                    types::EXECUTION_CANCEL_REQUESTED,
-                    actor,
-                    json!({ "execution_id": id, "kind": "action" }),
-                ),
+                &cancel_requested(id, "action", actor),
             )
             .await?,
         ];

@@ -1,10 +1,9 @@
 //! What one batch of events led to, committed at once with the rule engine's cursor.
 
-use drover_proto::events::types;
 use drover_proto::executions::ExecutionStatus;
 use sqlx::Row;
 
-use super::actions::{NewAction, finish_action_in, insert_action_in};
+use super::actions::{NewAction, cancel_requested, finish_action_in, insert_action_in};
 use crate::events::{NewEvent, append_in};
 use crate::notify::Notice;
 use crate::rows::{json, now_ms, to_json};
@@ -193,18 +192,8 @@ impl Store {
                         .fetch_optional(&mut *tx)
                         .await?;
                 let kind = kind.map(|k| k.0).unwrap_or_default();
-                events.push(
-                    append_in(
-                        &mut tx,
-                        self.dialect,
-                        &NewEvent::new(
-                            types::EXECUTION_CANCEL_REQUESTED,
-                            actor,
-                            serde_json::json!({ "execution_id": id, "kind": kind }),
-                        ),
-                    )
-                    .await?,
-                );
+                let event = cancel_requested(id, &kind, actor);
+                events.push(append_in(&mut tx, self.dialect, &event).await?);
             }
             touched.push(id.clone());
         }
