@@ -972,3 +972,75 @@ fn workflow_expressions_read_the_datastore() {
         "the secret leaked: {everything}"
     );
 }
+
+/// `drover.apply dry_run=true` answers the plan of the stored model against the live
+/// fleet and changes nothing; without a model it fails saying so.
+#[test]
+fn drover_apply_dry_run_plans_without_applying() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
+    let run = |args: &[&str]| {
+        let mut all = vec!["actions", "run", "drover.apply"];
+        all.extend_from_slice(args);
+        all.push("--async");
+        let out = ctl.cli(&all);
+        assert!(out.status.success(), "{:?}", text(&out));
+        wait_final(&ctl, text(&out).0.trim(), Duration::from_secs(30))
+    };
+    let none = run(&["dry_run=true"]);
+    assert_eq!(none["status"], "failed", "{none}");
+    assert!(
+        none.to_string().contains("no model has been applied yet"),
+        "{none}"
+    );
+
+    let _agent = ctl.agent(dir.path(), "web-1", &["role=web"]);
+    ctl.wait_hosts_up(&["web-1"]);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("run.sh"), "#!/bin/sh\nexec sleep 3600\n").unwrap();
+    let tarball = dir.path().join("sleeper-1.0.0.tar.gz");
+    common::tarball(&src, &tarball);
+    let pushed = ctl.cli_json(&["artifacts", "push", tarball.to_str().unwrap(), "--json"]);
+    let sha = pushed["artifact"]["sha256"].as_str().unwrap().to_string();
+    let model = dir.path().join("model");
+    common::write_sleeper_model(&model, &sha, 1, 0, 1);
+    let out = ctl.cli(&[
+        "apply",
+        "--yes",
+        "-m",
+        "one sleeper",
+        model.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let not_actions = || -> Vec<Value> {
+        ctl.cli_json(&["executions", "--limit", "100", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["kind"] != "action")
+            .collect()
+    };
+    let before = not_actions();
+    assert!(!before.is_empty(), "the apply started a rollout");
+    let planned = run(&["dry_run=true"]);
+    assert_eq!(planned["status"], "succeeded", "{planned}");
+    let result = &planned["action"]["result"];
+    assert_eq!(result["dry_run"], true, "{planned}");
+    assert_eq!(result["model_version"], 1, "{planned}");
+    assert_eq!(
+        result["summary"]["ok"], 1,
+        "the live fleet is compared: {planned}"
+    );
+    assert!(result["plan"].is_string(), "{planned}");
+    let history = ctl.cli_json(&["model", "history", "--json"]);
+    assert_eq!(
+        history.as_array().map(Vec::len),
+        Some(1),
+        "a dry run adds no model version: {history}"
+    );
+    let after = not_actions();
+    assert_eq!(after, before, "a dry run starts nothing");
+}

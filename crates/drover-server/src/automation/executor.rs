@@ -375,10 +375,12 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
                 Err(e) => (ActionStatus::Failed, json!({ "error": e.to_string() })),
             }
         }
-        Runner::DroverApply if values.get("dry_run").and_then(Value::as_bool) == Some(true) => (
-            ActionStatus::Failed,
-            json!({ "error": "dry_run is not supported yet: use `drover plan` to see what applying would do" }),
-        ),
+        Runner::DroverApply if values.get("dry_run").and_then(Value::as_bool) == Some(true) => {
+            match super::builtin::plan_latest(state).await {
+                Ok(v) => (ActionStatus::Succeeded, v),
+                Err(e) => (ActionStatus::Failed, json!({ "error": e })),
+            }
+        }
         Runner::DroverApply => {
             let message = text(&values, "message")
                 .unwrap_or_else(|| format!("applied by action execution {}", c.id));
