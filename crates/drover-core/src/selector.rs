@@ -45,7 +45,7 @@ use drover_proto::hosts::Host;
 
 mod prefilter;
 
-pub use prefilter::Prefilter;
+pub use prefilter::{HostColumn, Prefilter};
 
 /// What a host must look like to be selected: a conjunction of terms.
 ///

@@ -144,9 +144,19 @@ impl Store {
                          AND {find}(provider_labels, ${v}) > 0))"
                     ));
                 }
-                Prefilter::Status(status) => {
-                    binds.push(status.clone());
-                    sql.push_str(&format!(" AND status = ${}", binds.len()));
+                Prefilter::Column {
+                    column,
+                    value,
+                    negated,
+                } => {
+                    binds.push(value.clone());
+                    let (col, n) = (column.name(), binds.len());
+                    if *negated {
+                        // A host without the value matches a negated term.
+                        sql.push_str(&format!(" AND ({col} IS NULL OR {col} <> ${n})"));
+                    } else {
+                        sql.push_str(&format!(" AND {col} = ${n}"));
+                    }
                 }
             }
         }

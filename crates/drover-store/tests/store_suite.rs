@@ -3550,6 +3550,21 @@ async fn hosts_prefilters_narrow_the_scan(ctx: Ctx) {
         ("label.role=provider-*", &["p1"], &["p1"]),
         ("fact.status=missing", &["p1"], &["p1"]),
         ("fact.status=up,name=a*", &["a1", "a2"], &["a1", "a2"]),
+        ("fact.status!=up", &["p1"], &["p1"]),
+        ("fact.provider=aws", &["p1"], &["p1"]),
+        ("fact.region=eu-west-1a", &["p1"], &["p1"]),
+        // Agents have no provider or region: a negated term keeps them (NULL passes).
+        (
+            "fact.provider!=aws",
+            &["a1", "a2", "b1"],
+            &["a1", "a2", "b1"],
+        ),
+        (
+            "fact.region!=us-east-1",
+            &["a1", "a2", "b1", "p1"],
+            &["a1", "a2", "b1", "p1"],
+        ),
+        ("fact.address!=x,fact.status=missing", &["p1"], &["p1"]),
         ("name=*1", &["a1", "b1", "p1"], &["a1", "b1", "p1"]),
         ("name=?1", &["a1", "b1", "p1"], &["a1", "b1", "p1"]),
         ("name=%", &[], &[]),

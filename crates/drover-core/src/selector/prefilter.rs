@@ -4,8 +4,8 @@
 //! but a host that meets it may still fail the selector. A store narrows its scan with
 //! the prefilters and then runs [`Selector::matches`] on what is left, so the result is
 //! exact whatever the prefilters leave through. Terms that cannot be reduced to a
-//! cheap condition (negations, facts other than `status`, globs with no literal text)
-//! give no prefilter.
+//! cheap condition (negated globs and labels, facts kept only in the facts document,
+//! globs with no literal text) give no prefilter.
 
 use super::{Field, Selector, Term};
 
@@ -24,8 +24,52 @@ pub enum Prefilter {
         /// True when the value is exactly `prefix`.
         exact: bool,
     },
-    /// The host's status (`up`, `down`, `missing`) is exactly this.
-    Status(String),
+    /// A column of the host row is exactly `value` (or, when `negated`, is not: a
+    /// missing value then passes, as it does for a negated selector term).
+    Column {
+        /// Which column.
+        column: HostColumn,
+        /// The value, without wildcards.
+        value: String,
+        /// True for `!=`.
+        negated: bool,
+    },
+}
+
+/// The facts a host row keeps in a column of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostColumn {
+    /// `fact.status`: `up`, `down`, `missing` (never empty).
+    Status,
+    /// `fact.provider`.
+    Provider,
+    /// `fact.region`.
+    Region,
+    /// `fact.address`.
+    Address,
+}
+
+impl HostColumn {
+    /// The column of a fact, if it has one.
+    fn of_fact(key: &str) -> Option<HostColumn> {
+        match key {
+            "status" => Some(HostColumn::Status),
+            "provider" => Some(HostColumn::Provider),
+            "region" => Some(HostColumn::Region),
+            "address" => Some(HostColumn::Address),
+            _ => None,
+        }
+    }
+
+    /// The column's name in the hosts table.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostColumn::Status => "status",
+            HostColumn::Provider => "provider",
+            HostColumn::Region => "region",
+            HostColumn::Address => "address",
+        }
+    }
 }
 
 impl Selector {
@@ -38,10 +82,20 @@ impl Selector {
 
 impl Term {
     fn prefilter(&self) -> Option<Prefilter> {
+        let (prefix, exact) = literal_prefix(&self.glob);
+        if let Field::Fact(key) = &self.field
+            && let Some(column) = HostColumn::of_fact(key)
+            && exact
+        {
+            return Some(Prefilter::Column {
+                column,
+                value: prefix.to_string(),
+                negated: self.negated,
+            });
+        }
         if self.negated {
             return None;
         }
-        let (prefix, exact) = literal_prefix(&self.glob);
         match &self.field {
             Field::Name => longest_literal(&self.glob).map(Prefilter::NameContains),
             Field::Label(key) => Some(Prefilter::Label {
@@ -49,7 +103,6 @@ impl Term {
                 prefix: prefix.to_string(),
                 exact,
             }),
-            Field::Fact(key) if key == "status" && exact => Some(Prefilter::Status(prefix.into())),
             Field::Fact(_) => None,
         }
     }
@@ -106,11 +159,28 @@ mod tests {
                 exact: false
             }]
         );
+        let column = |column, value: &str, negated| Prefilter::Column {
+            column,
+            value: value.into(),
+            negated,
+        };
         assert_eq!(
             pre("fact.status=down"),
-            vec![Prefilter::Status("down".into())]
+            vec![column(HostColumn::Status, "down", false)]
+        );
+        assert_eq!(
+            pre("fact.status!=up,fact.region=dc1"),
+            vec![
+                column(HostColumn::Status, "up", true),
+                column(HostColumn::Region, "dc1", false)
+            ]
+        );
+        assert_eq!(
+            pre("fact.provider!=static"),
+            vec![column(HostColumn::Provider, "static", true)]
         );
         assert_eq!(pre("fact.status=d*"), vec![]);
+        assert_eq!(pre("fact.status!=d*"), vec![]);
         assert_eq!(pre("fact.os=linux"), vec![]);
         assert_eq!(pre("label.rack!=r07,name!=web-*"), vec![]);
         assert_eq!(pre("web-*,label.role=db").len(), 2);
