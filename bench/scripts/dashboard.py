@@ -124,6 +124,7 @@ try:
     # wrk on the hosts API, and on the instances list (a page from the middle of the
     # fleet, through the cursor).
     for q in ["/hosts", "/hosts?limit=1000", "/hosts?selector=label.rack%3Dr07",
+              "/hosts?selector=fact.status%21%3Dup",
               f"/instances?limit=1000&after=h-{HOSTS // 2:05d}/app/0",
               f"/instances?host=h-{HOSTS // 2:05d}"]:
         out = subprocess.run(["wrk", "-t2", "-c16", "-d10s", "--latency", "-H",
