@@ -9,6 +9,7 @@
 //!   criteria, and the Jinja environment they render with.
 //! - [`workflow`] — Orquesta workflows: the spec and the pure conductor that decides the
 //!   next tasks from task results.
+//! - [`names`] — host names and label keys, checked alike everywhere.
 //! - [`selector`] — host selectors (`name=web-*,label.role=db`) and their matching.
 //! - [`duration`] — human durations (`1m30s`) for flags, parsed and formatted.
 //! - [`output`] — bounding the command output the controller stores per host.
@@ -38,6 +39,7 @@ pub mod execution_status;
 pub mod generate;
 pub mod instance;
 pub mod model;
+pub mod names;
 pub mod output;
 pub mod plan;
 pub mod render;

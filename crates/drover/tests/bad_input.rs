@@ -334,9 +334,15 @@ fn garbage_from_an_agent_is_refused_and_the_controller_keeps_serving() {
     let (status, body) = api.post(
         "/agent/enroll",
         &ctl.join_token,
-        r#"{"name":"bad name","facts":{}}"#,
+        &json!({"name": "bad name", "labels": {}, "facts": facts}).to_string(),
     );
     assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("field `name`") && d.contains("column 4")),
+        "the field and the column: {body}"
+    );
     // An API token cannot act as an agent, nor an agent as a user.
     assert_eq!(api.post("/agent/heartbeat", &ctl.admin_token, "{}").0, 401);
     assert_eq!(api.get("/hosts", Some(&cred)).0, 401);

@@ -11,6 +11,9 @@ use super::service;
 use super::types::{HostPin, Hostclass, Service, Source};
 use crate::selector;
 
+// Siblings check names through here.
+pub(crate) use crate::names::{check_host_name, check_label_key};
+
 /// A name and where it was written, in one document.
 #[derive(Debug, Clone)]
 pub(crate) struct Ref {
@@ -204,40 +207,6 @@ pub(crate) fn check_name(name: &str) -> Result<(), (usize, String)> {
                 format!("invalid character `{c}` in `{name}`; {RULE}"),
             ));
         }
-    }
-    Ok(())
-}
-
-/// Host names: what DNS allows (letters, digits, `-`, `_`, `.`), 1–253 characters.
-pub(crate) fn check_host_name(name: &str) -> Result<(), (usize, String)> {
-    if name.is_empty() || name.len() > 253 {
-        return Err((1, "host names are 1 to 253 characters".into()));
-    }
-    for (i, c) in name.chars().enumerate() {
-        if !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err((
-                i + 1,
-                format!(
-                    "invalid character `{c}` in host name `{name}`; use letters, digits, `-`, `_` and `.`"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Label keys: what selectors accept (letters, digits, `_`, `.`, `-`, `/`).
-pub(crate) fn check_label_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > 128 {
-        return Err("label keys are 1 to 128 characters".into());
-    }
-    if let Some(c) = key
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
-    {
-        return Err(format!(
-            "invalid character `{c}` in label key `{key}`; use letters, digits, `_`, `.`, `-` and `/`"
-        ));
     }
     Ok(())
 }

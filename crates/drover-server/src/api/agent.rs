@@ -19,41 +19,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, BodyWithNul, Path};
 use crate::monitor;
 use crate::state::AppState;
+use drover_core::names::{check_host_name, check_label_key};
 
 /// A delivered command without a `started` after this long is delivered again.
 const REDELIVER_AFTER_MS: i64 = 10_000;
-
-/// Host names: what DNS allows, so names can double as host names in generated config.
-pub(crate) fn check_host_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 253 {
-        return Err("must be 1 to 253 characters".into());
-    }
-    if let Some((i, c)) = name
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(format!(
-            "character {:?} at column {} is not allowed (use letters, digits, `-`, `_`, `.`)",
-            c,
-            i + 1
-        ));
-    }
-    Ok(())
-}
-
-/// Label keys: the characters selectors accept.
-pub(crate) fn check_label_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > 128 {
-        return Err("label keys must be 1 to 128 characters".into());
-    }
-    if let Some(c) = key
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')))
-    {
-        return Err(format!("label key `{key}` has character {c:?}"));
-    }
-    Ok(())
-}
 
 /// An agent trades a join token for its own credential (once per host name; enrolling
 /// again with the same name re-binds the host).
@@ -66,7 +35,9 @@ pub(crate) async fn enroll(
     join: JoinCaller,
     Body(req): Body<EnrollRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
-    check_host_name(&req.name).map_err(|e| ApiError::bad_request(format!("field `name`: {e}")))?;
+    check_host_name(&req.name).map_err(|(column, reason)| {
+        ApiError::bad_request(format!("field `name`: {reason} (column {column})"))
+    })?;
     for (k, v) in &req.labels {
         check_label_key(k).map_err(|e| ApiError::bad_request(format!("field `labels`: {e}")))?;
         if v.contains(',') || v.len() > 256 {
@@ -309,27 +280,5 @@ pub(crate) async fn status(
         Err(ApiError::not_found(format!(
             "no command {command_id} for this host"
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_names() {
-        assert!(check_host_name("web-1.example_a").is_ok());
-        assert!(check_host_name("").is_err());
-        let e = check_host_name("web 1").unwrap_err();
-        assert!(e.contains("column 4"), "{e}");
-        assert!(check_host_name(&"a".repeat(254)).is_err());
-    }
-
-    #[test]
-    fn label_keys() {
-        assert!(check_label_key("role").is_ok());
-        assert!(check_label_key("k8s.io/zone").is_ok());
-        assert!(check_label_key("a=b").is_err());
-        assert!(check_label_key("").is_err());
     }
 }
