@@ -295,6 +295,12 @@ impl Selector {
         self.terms.is_empty()
     }
 
+    /// True when some term tests a fact: deciding it needs the host's facts, not only
+    /// its name and labels.
+    pub fn uses_facts(&self) -> bool {
+        self.terms.iter().any(|t| matches!(t.field, Field::Fact(_)))
+    }
+
     /// True when `host` satisfies every term.
     pub fn matches<S: Selectable + ?Sized>(&self, host: &S) -> bool {
         self.terms.iter().all(|t| t.matches(host))

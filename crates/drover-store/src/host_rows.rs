@@ -60,7 +60,80 @@ fn json_string(text: &str) -> String {
     crate::rows::to_json(&text)
 }
 
+/// A host's name and labels (the provider's, overridden by the agent's): what grouping
+/// by a label needs, read without decoding facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLabels {
+    /// The host's name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl drover_core::selector::Selectable for HostLabels {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// Not read: check [`Selector::uses_facts`](drover_core::selector::Selector::uses_facts)
+    /// before matching these.
+    fn fact(&self, _key: &str) -> Option<String> {
+        None
+    }
+}
+
 impl Store {
+    /// Names and labels of every host that meets the prefilters, by name. Decodes two
+    /// small columns a row instead of the whole host.
+    pub async fn host_labels_where(&self, pre: &[Prefilter]) -> Result<Vec<HostLabels>> {
+        let mut binds: Vec<String> = Vec::new();
+        let mut sql = String::from("SELECT name, labels, provider_labels FROM hosts WHERE 1 = 1");
+        self.push_prefilters(&mut sql, &mut binds, pre);
+        sql.push_str(" ORDER BY name");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let agent: String = row.try_get("labels")?;
+                let provider: String = row.try_get("provider_labels")?;
+                let mut labels: BTreeMap<String, String> = json("hosts", &provider)?;
+                labels.extend(json::<BTreeMap<String, String>>("hosts", &agent)?);
+                Ok(HostLabels {
+                    name: row.try_get("name")?,
+                    labels,
+                })
+            })
+            .collect()
+    }
+
+    /// The hosts with these names, by name (unknown names are left out).
+    pub async fn hosts_named(&self, names: &[String]) -> Result<Vec<Host>> {
+        let mut out = Vec::with_capacity(names.len());
+        for chunk in names.chunks(self.dialect.batch_rows(1)) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {COLUMNS} FROM hosts WHERE name IN ({}) ORDER BY name",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for name in chunk {
+                q = q.bind(name.clone());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(host(&row)?);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     /// Every host, by name.
     pub async fn list_hosts(&self) -> Result<Vec<Host>> {
         self.hosts_where(None, None, &[]).await

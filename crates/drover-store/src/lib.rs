@@ -54,6 +54,7 @@ pub use executions::{
     DispatchedCommand, ExecutionFilter, NewExecution, NewTarget, OutputAccepted, Settled,
 };
 pub use generators::{GenerateItem, GeneratorOutput};
+pub use host_rows::HostLabels;
 pub use hosts::{Enrolled, HeartbeatOutcome};
 pub use instances::{InstanceQuery, LiveRow};
 pub use inventory::{INSTANCE_ID_LABEL, SyncOutcome};

@@ -67,6 +67,7 @@ suite!(
     events_filter_by_type,
     events_since_and_paging,
     hosts_page_and_instance_counts_per_host,
+    host_labels_and_hosts_by_name,
     hosts_prefilters_narrow_the_scan,
     notifier_delivers_event_notice,
     create_and_get_execution,
@@ -3818,4 +3819,49 @@ async fn instances_kv_and_artifacts_page_from_a_cursor(ctx: Ctx) {
     }
     assert_eq!(paged, all);
     assert_eq!(paged.len(), 3);
+}
+
+async fn host_labels_and_hosts_by_name(ctx: Ctx) {
+    let s = &ctx.store;
+    for (name, pairs) in [
+        ("b", vec![("rack", "r1")]),
+        ("a", vec![("rack", "r2"), ("role", "web")]),
+    ] {
+        s.enroll_host(
+            &format!("host-{name}"),
+            name,
+            &labels(&pairs),
+            &facts(name),
+            credential(&format!("cred-{name}")),
+        )
+        .await
+        .unwrap();
+    }
+    // A provider host: its labels are the provider's.
+    s.sync_provider("aws", &[discovered("i-1", "p", None)], "provider:aws")
+        .await
+        .unwrap();
+    let all = s.host_labels_where(&[]).await.unwrap();
+    let names: Vec<&str> = all.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "p"]);
+    assert_eq!(all[0].labels.get("role").map(String::as_str), Some("web"));
+    assert_eq!(all[2].labels.get("team").map(String::as_str), Some("infra"));
+    let pre = drover_core::selector::parse("label.rack=r1")
+        .unwrap()
+        .prefilters();
+    let r1 = s.host_labels_where(&pre).await.unwrap();
+    assert_eq!(r1.len(), 1);
+    assert_eq!(r1[0].name, "b");
+    // Whole rows for chosen names, by name; unknown names are left out.
+    let rows = s
+        .hosts_named(&["p".into(), "nope".into(), "a".into()])
+        .await
+        .unwrap();
+    let names: Vec<&str> = rows.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["a", "p"]);
+    assert_eq!(
+        rows,
+        vec![host_named(s, "a").await, host_named(s, "p").await]
+    );
+    assert!(s.hosts_named(&[]).await.unwrap().is_empty());
 }

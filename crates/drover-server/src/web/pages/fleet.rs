@@ -2,6 +2,7 @@
 //! a selector filter, grouping, server-side paging and a live fragment that htmx
 //! polls every 2 s.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use askama::Template;
@@ -122,11 +123,16 @@ fn group_of(group: &str, h: &Host) -> Option<String> {
             format!("hostclass: {}", h.hostclasses.join(", "))
         });
     }
+    Some(label_group(group, &h.labels))
+}
+
+/// The heading of a host's group under a label grouping (`rack` or `label.rack`).
+fn label_group(group: &str, labels: &BTreeMap<String, String>) -> String {
     let key = group.strip_prefix("label.").unwrap_or(group);
-    Some(match h.labels.get(key) {
+    match labels.get(key) {
         Some(v) => format!("{key}={v}"),
         None => format!("{key}: (none)"),
-    })
+    }
 }
 
 /// Builds the live part for a query, with the selector's error if it has one.
@@ -172,6 +178,43 @@ async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>),
             h.hostclasses = classes.remove(&h.name).unwrap_or_default();
         }
         let shown: Vec<(Option<String>, Host)> = hosts.into_iter().map(|h| (None, h)).collect();
+        (pages, page, shown)
+    } else if let Some(s) = selector
+        .as_ref()
+        .filter(|s| group != "hostclass" && !s.uses_facts())
+    {
+        // Names and labels decide both the selector and the grouping: read only those
+        // for the fleet, and whole rows for the page shown.
+        let mut light = store.host_labels_where(&s.prefilters()).await?;
+        light.retain(|h| s.matches(h));
+        counters.matching = light.len();
+        let mut keyed: Vec<(Option<String>, String)> = light
+            .into_iter()
+            .map(|h| {
+                let g = (!group.is_empty()).then(|| label_group(&group, &h.labels));
+                (g, h.name)
+            })
+            .collect();
+        keyed.sort();
+        let pages = keyed.len().div_ceil(PAGE_SIZE).max(1);
+        let page = q.page().min(pages);
+        let keyed: Vec<(Option<String>, String)> = keyed
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .collect();
+        let names: Vec<String> = keyed.iter().map(|(_, n)| n.clone()).collect();
+        let mut hosts = store.hosts_named(&names).await?;
+        let mut classes = web.hostclasses(&hosts).await?;
+        for h in &mut hosts {
+            h.hostclasses = classes.remove(&h.name).unwrap_or_default();
+        }
+        let mut by_name: BTreeMap<String, Host> =
+            hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
+        let shown: Vec<(Option<String>, Host)> = keyed
+            .into_iter()
+            .filter_map(|(g, n)| by_name.remove(&n).map(|h| (g, h)))
+            .collect();
         (pages, page, shown)
     } else {
         // The store leaves out the rows the selector's prefilters rule out; the
