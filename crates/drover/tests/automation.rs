@@ -789,6 +789,14 @@ fn a_workflow_runs_another_workflow_as_a_task() {
                  \x20   input:\n      word: slow\n      nap: 117\n",
             ),
             (
+                "actions/forever.yaml",
+                "name: forever\nrunner_type: orquesta\nentry_point: workflows/forever.yaml\n",
+            ),
+            (
+                "actions/workflows/forever.yaml",
+                "version: 1.0\ntasks:\n  again:\n    action: nest.forever\n",
+            ),
+            (
                 "actions/parent.yaml",
                 "name: parent\nrunner_type: orquesta\nentry_point: workflows/parent.yaml\n\
                  parameters:\n  fail:\n    type: boolean\n    default: false\n",
@@ -887,6 +895,22 @@ fn a_workflow_runs_another_workflow_as_a_task() {
     assert!(
         common::processes_with("sleep 117").is_empty(),
         "the child's task process was killed"
+    );
+
+    // A workflow that calls itself stops at the nesting limit, and every level fails.
+    let out = ctl.cli(&["actions", "run", "nest.forever", "--async"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let id = text(&out).0.trim().to_string();
+    let done = wait_final(&ctl, &id, Duration::from_secs(60));
+    assert_eq!(done["status"], "failed", "{done}");
+    let levels = executions(&ctl, "nest.forever");
+    assert_eq!(levels.len(), 17, "16 levels run, the 17th is refused");
+    assert!(levels.iter().all(|e| e["status"] == "failed"));
+    assert!(
+        levels
+            .iter()
+            .any(|e| e.to_string().contains("does `nest.forever` call itself?")),
+        "{levels:?}"
     );
 }
 

@@ -22,6 +22,25 @@ use crate::runners::ActionStatus;
 use crate::runners::shell::{ActionContext, ShellCommand, run_shell};
 use crate::state::AppState;
 
+/// How deep workflows may nest (a workflow task running a workflow, and so on). A
+/// workflow that calls itself fails at this depth instead of running away.
+const MAX_WORKFLOW_NESTING: usize = 16;
+
+/// How many workflows execution `id` is nested in, itself included when it is one:
+/// the length of its chain of parents.
+async fn nesting(state: &AppState, id: &str) -> anyhow::Result<usize> {
+    let mut depth = 1;
+    let mut at = id.to_string();
+    while let Some(parent) = state.store.parent_of(&at).await? {
+        depth += 1;
+        if depth > MAX_WORKFLOW_NESTING {
+            break;
+        }
+        at = parent;
+    }
+    Ok(depth)
+}
+
 /// Lease on a claimed action; renewed every third of it.
 const LEASE_MS: i64 = 30_000;
 /// Actions run at once by one controller.
@@ -352,6 +371,20 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
                     .await?;
                 return Ok(());
             };
+            let depth = nesting(state, &c.id).await?;
+            if depth > MAX_WORKFLOW_NESTING {
+                state
+                    .store
+                    .finish_action(
+                        &c.id,
+                        ExecutionStatus::Failed,
+                        &json!({ "error": format!(
+                            "workflows nest {depth} deep, more than {MAX_WORKFLOW_NESTING}: \
+                             does `{}` call itself?", c.action_ref) }),
+                    )
+                    .await?;
+                return Ok(());
+            }
             state.store.release_action_claim(&c.id).await?;
             if state.store.workflow_state(&c.id).await?.is_none() {
                 // The workflow's input is the action's own parameters, not the runner's.
