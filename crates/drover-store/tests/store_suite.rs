@@ -3514,28 +3514,47 @@ async fn inventory_sync_of_many_hosts(ctx: Ctx) {
     }
 }
 
-async fn hosts_prefilters_narrow_the_scan(ctx: Ctx) {
-    let s = &ctx.store;
-    let odd = r#"say "hi" \ 50%_off"#;
-    for (name, pairs) in [
-        ("a1", vec![("rack", "r07"), ("note", odd)]),
-        ("a2", vec![("rack", "r070")]),
-        ("b1", vec![]),
-    ] {
+/// Enrolls agents `(name, labels)`, then has provider `aws` list one more host,
+/// `provider_host`, known to the provider only (its labels are the provider's, its
+/// status missing).
+async fn enroll_labeled_and_one_provider_host(
+    s: &Store,
+    agents: &[(&str, &[(&str, &str)])],
+    provider_host: &str,
+) {
+    for (name, pairs) in agents {
         s.enroll_host(
             &format!("host-{name}"),
             name,
-            &labels(&pairs),
+            &labels(pairs),
             &facts(name),
             credential(&format!("cred-{name}")),
         )
         .await
         .unwrap();
     }
-    // `p1` is known to a provider only: its labels are the provider's, its status missing.
-    s.sync_provider("aws", &[discovered("i-1", "p1", None)], "provider:aws")
-        .await
-        .unwrap();
+    s.sync_provider(
+        "aws",
+        &[discovered("i-1", provider_host, None)],
+        "provider:aws",
+    )
+    .await
+    .unwrap();
+}
+
+async fn hosts_prefilters_narrow_the_scan(ctx: Ctx) {
+    let s = &ctx.store;
+    let odd = r#"say "hi" \ 50%_off"#;
+    enroll_labeled_and_one_provider_host(
+        s,
+        &[
+            ("a1", &[("rack", "r07"), ("note", odd)]),
+            ("a2", &[("rack", "r070")]),
+            ("b1", &[]),
+        ],
+        "p1",
+    )
+    .await;
     let names = |hosts: Vec<Host>| hosts.into_iter().map(|h| h.name).collect::<Vec<_>>();
     // (selector, what the store returns, what the selector then keeps)
     let cases: &[(&str, &[&str], &[&str])] = &[
@@ -3823,24 +3842,15 @@ async fn instances_kv_and_artifacts_page_from_a_cursor(ctx: Ctx) {
 
 async fn host_labels_and_hosts_by_name(ctx: Ctx) {
     let s = &ctx.store;
-    for (name, pairs) in [
-        ("b", vec![("rack", "r1")]),
-        ("a", vec![("rack", "r2"), ("role", "web")]),
-    ] {
-        s.enroll_host(
-            &format!("host-{name}"),
-            name,
-            &labels(&pairs),
-            &facts(name),
-            credential(&format!("cred-{name}")),
-        )
-        .await
-        .unwrap();
-    }
-    // A provider host: its labels are the provider's.
-    s.sync_provider("aws", &[discovered("i-1", "p", None)], "provider:aws")
-        .await
-        .unwrap();
+    enroll_labeled_and_one_provider_host(
+        s,
+        &[
+            ("b", &[("rack", "r1")]),
+            ("a", &[("rack", "r2"), ("role", "web")]),
+        ],
+        "p",
+    )
+    .await;
     let all = s.host_labels_where(&[]).await.unwrap();
     let names: Vec<&str> = all.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "p"]);
