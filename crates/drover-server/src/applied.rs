@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use drover_core::model::Model;
-use drover_proto::hosts::Host;
 use drover_store::Store;
 
 /// The applied model by version id (`None` inside: that version does not load).
@@ -39,7 +38,10 @@ impl AppliedModel {
 /// The hostclasses of each of `hosts`, by host name. Membership is a property of the
 /// host alone (pinned to the class, or unpinned and matching its selector), so any
 /// subset of the fleet (one page) gets the same answer as the whole.
-pub(crate) fn hostclasses_of(model: &Model, hosts: &[Host]) -> HashMap<String, Vec<String>> {
+pub(crate) fn hostclasses_of<H: drover_core::selector::Selectable>(
+    model: &Model,
+    hosts: &[H],
+) -> HashMap<String, Vec<String>> {
     let mut classes: HashMap<String, Vec<String>> = HashMap::new();
     for class in model.hostclasses.keys() {
         for name in drover_core::model::hostclass_members(model, class, hosts) {

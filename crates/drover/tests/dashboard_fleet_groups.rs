@@ -98,6 +98,47 @@ fn grouped_fleet_pages_keep_group_and_name_order() {
     let full = get("/ui/fleet/live?group=rack&selector=label.role%3Dweb%2Cfact.os%3Dlinux");
     assert_eq!(hosts(&light).len(), 65, "{light:?}");
     assert_eq!(light, full);
+    // Grouped by hostclass: from names and labels when no hostclass selector tests a
+    // fact, from whole rows when one does; the same page either way.
+    let by_class = |web_selector: &str| {
+        let model = dir.path().join(format!("model-{}", web_selector.len()));
+        std::fs::create_dir_all(&model).expect("mkdir");
+        std::fs::write(
+            model.join("hostclasses.yaml"),
+            format!(
+                "kind: hostclass\nname: web\nselector: \"{web_selector}\"\n---\n\
+                 kind: hostclass\nname: r1\nselector: label.rack=r1\n"
+            ),
+        )
+        .expect("write");
+        let out = ctl.cli(&[
+            "apply",
+            "--yes",
+            "--allow-empty",
+            model.to_str().expect("path"),
+        ]);
+        assert!(out.status.success(), "{:?}", common::text(&out));
+        let mut all = get("/ui/fleet/live?group=hostclass");
+        all.extend(get("/ui/fleet/live?group=hostclass&page=2"));
+        all
+    };
+    let light = by_class("label.role=web");
+    let full = by_class("label.role=web,fact.os=linux");
+    assert_eq!(light, full);
+    let headings: Vec<&String> = light.iter().filter(|r| r.starts_with('#')).collect();
+    assert_eq!(
+        headings,
+        [
+            "# hostclass: (none)",
+            "# hostclass: r1",
+            "# hostclass: r1, web",
+            "# hostclass: web",
+            "# hostclass: web",
+        ],
+        "{light:?}"
+    );
+    assert_eq!(hosts(&light).len(), 130);
+
     let plain_light = get("/ui/fleet/live?selector=h-1*");
     let plain_full = get("/ui/fleet/live?selector=h-1*%2Cfact.os%3Dlinux");
     assert_eq!(

@@ -67,7 +67,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ModelError;
 pub use hash::{content_hash, spec_hash};
 pub use inventory_types::{FieldMap, Generator, Provider, ProviderKind, StaticHost};
-pub use placement::{desired_instances, hostclass_members, topo_order};
+pub use placement::{desired_instances, hostclass_members, hostclasses_use_facts, topo_order};
 pub use types::{
     Artifact, ArtifactSource, ConfigFile, Exec, HealthCheck, HostPin, Hostclass, LoadBalancer,
     Model, Placement, Probe, Reconcile, Scripts, Service, Source, Target,

@@ -12,8 +12,14 @@ use crate::selector;
 
 /// Names of the members of hostclass `class`: the hosts pinned to it (whether or not
 /// they are live), and the live hosts that match its selector and are pinned to no
-/// hostclass (a pin wins over every selector).
-pub fn hostclass_members(model: &Model, class: &str, hosts: &[Host]) -> BTreeSet<String> {
+/// hostclass (a pin wins over every selector). Any [`Selectable`](selector::Selectable)
+/// will do as a host: names and labels are enough when
+/// [`hostclasses_use_facts`] is false.
+pub fn hostclass_members<H: selector::Selectable>(
+    model: &Model,
+    class: &str,
+    hosts: &[H],
+) -> BTreeSet<String> {
     let mut members: BTreeSet<String> = model
         .hosts
         .values()
@@ -29,11 +35,22 @@ pub fn hostclass_members(model: &Model, class: &str, hosts: &[Host]) -> BTreeSet
         members.extend(
             hosts
                 .iter()
-                .filter(|h| !model.hosts.contains_key(&h.name) && selector.matches(*h))
-                .map(|h| h.name.clone()),
+                .filter(|h| !model.hosts.contains_key(h.name()) && selector.matches(*h))
+                .map(|h| h.name().to_string()),
         );
     }
     members
+}
+
+/// Whether some hostclass selector tests a fact, so that membership needs whole hosts
+/// rather than names and labels.
+pub fn hostclasses_use_facts(model: &Model) -> bool {
+    model.hostclasses.values().any(|c| {
+        c.selector
+            .as_deref()
+            .and_then(|s| selector::parse(s).ok())
+            .is_some_and(|s| s.uses_facts())
+    })
 }
 
 /// The hosts a service's placement names, given the live hosts.

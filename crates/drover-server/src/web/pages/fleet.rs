@@ -117,13 +117,18 @@ fn group_of(group: &str, h: &Host) -> Option<String> {
         return None;
     }
     if group == "hostclass" {
-        return Some(if h.hostclasses.is_empty() {
-            "hostclass: (none)".to_string()
-        } else {
-            format!("hostclass: {}", h.hostclasses.join(", "))
-        });
+        return Some(hostclass_group(&h.hostclasses));
     }
     Some(label_group(group, &h.labels))
+}
+
+/// The heading of a host's group under the hostclass grouping.
+fn hostclass_group(classes: &[String]) -> String {
+    if classes.is_empty() {
+        "hostclass: (none)".to_string()
+    } else {
+        format!("hostclass: {}", classes.join(", "))
+    }
 }
 
 /// The heading of a host's group under a label grouping (`rack` or `label.rack`).
@@ -147,6 +152,10 @@ async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>),
         }
     };
     let group = q.group().to_string();
+    let model = web.app.applied.get(store).await?;
+    let model_uses_facts = model
+        .as_deref()
+        .is_some_and(drover_core::model::hostclasses_use_facts);
     // The counters are the whole fleet's, counted in the store.
     let mut counters = Counters {
         total: 0,
@@ -181,17 +190,27 @@ async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>),
         (pages, page, shown)
     } else if let Some(s) = selector
         .as_ref()
-        .filter(|s| group != "hostclass" && !s.uses_facts())
+        .filter(|s| !s.uses_facts() && (group != "hostclass" || !model_uses_facts))
     {
-        // Names and labels decide both the selector and the grouping: read only those
-        // for the fleet, and whole rows for the page shown.
+        // Names and labels decide the selector and the grouping (hostclass selectors
+        // included): read only those for the fleet, and whole rows for the page shown.
         let mut light = store.host_labels_where(&s.prefilters()).await?;
         light.retain(|h| s.matches(h));
         counters.matching = light.len();
+        let mut classes = match (&model, group == "hostclass") {
+            (Some(m), true) => crate::applied::hostclasses_of(m, &light),
+            _ => Default::default(),
+        };
         let mut keyed: Vec<(Option<String>, String)> = light
             .into_iter()
             .map(|h| {
-                let g = (!group.is_empty()).then(|| label_group(&group, &h.labels));
+                let g = match group.as_str() {
+                    "" => None,
+                    "hostclass" => Some(hostclass_group(
+                        &classes.remove(&h.name).unwrap_or_default(),
+                    )),
+                    _ => Some(label_group(&group, &h.labels)),
+                };
                 (g, h.name)
             })
             .collect();
