@@ -110,7 +110,8 @@ try:
 
     pages = [
         "/ui/fleet", "/ui/fleet/live", "/ui/fleet/live?selector=label.rack%3Dr07",
-        "/ui/fleet/live?group=rack", "/ui/fleet/live?page=90", f"/ui/hosts/h-{HOSTS // 2:05d}",
+        "/ui/fleet/live?group=rack", "/ui/fleet/live?group=hostclass",
+        "/ui/fleet/live?page=90", f"/ui/hosts/h-{HOSTS // 2:05d}",
         "/ui/delta", "/ui/delta/live", "/ui/delta/live?errors=1", "/ui/delta/live?group=host",
         "/ui/events",
     ]
