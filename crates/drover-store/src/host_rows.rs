@@ -217,6 +217,20 @@ impl Store {
                          AND {find}(provider_labels, ${v}) > 0))"
                     ));
                 }
+                Prefilter::Fact { key, prefix, exact } => {
+                    // Like a label: the key and the value's start as JSON strings.
+                    binds.push(json_string(key));
+                    let k = binds.len();
+                    let mut value = json_string(prefix);
+                    if !exact {
+                        value.pop();
+                    }
+                    binds.push(value);
+                    let v = binds.len();
+                    sql.push_str(&format!(
+                        " AND {find}(facts, ${k}) > 0 AND {find}(facts, ${v}) > 0"
+                    ));
+                }
                 Prefilter::Column {
                     column,
                     value,

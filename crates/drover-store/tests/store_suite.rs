@@ -3585,6 +3585,23 @@ async fn hosts_prefilters_narrow_the_scan(ctx: Ctx) {
             &["a1", "a2", "b1", "p1"],
         ),
         ("fact.address!=x,fact.status=missing", &["p1"], &["p1"]),
+        // Text facts: the provider-only host has none, and `*` matches its empty ones.
+        ("fact.os=linux", &["a1", "a2", "b1"], &["a1", "a2", "b1"]),
+        // `"a` also starts the keys `"arch"` and `"agent_version"`: a necessary
+        // condition, not a sufficient one; the selector decides.
+        ("fact.hostname=a*", &["a1", "a2", "b1"], &["a1", "a2"]),
+        ("fact.hostname=b1", &["b1"], &["b1"]),
+        (
+            "fact.os_release=debian 1?",
+            &["a1", "a2", "b1"],
+            &["a1", "a2", "b1"],
+        ),
+        ("fact.kernel=5.*", &[], &[]),
+        (
+            "fact.os=*",
+            &["a1", "a2", "b1", "p1"],
+            &["a1", "a2", "b1", "p1"],
+        ),
         ("name=*1", &["a1", "b1", "p1"], &["a1", "b1", "p1"]),
         ("name=?1", &["a1", "b1", "p1"], &["a1", "b1", "p1"]),
         ("name=%", &[], &[]),

@@ -24,6 +24,16 @@ pub enum Prefilter {
         /// True when the value is exactly `prefix`.
         exact: bool,
     },
+    /// The agent's fact `key` (one of the text facts in the facts document) starts
+    /// with `prefix`, which is never empty (is exactly `prefix` when `exact`).
+    Fact {
+        /// The fact's key (`os`, `hostname`, `kernel`…).
+        key: String,
+        /// Text the value starts with.
+        prefix: String,
+        /// True when the value is exactly `prefix`.
+        exact: bool,
+    },
     /// A column of the host row is exactly `value` (or, when `negated`, is not: a
     /// missing value then passes, as it does for a negated selector term).
     Column {
@@ -103,10 +113,29 @@ impl Term {
                 prefix: prefix.to_string(),
                 exact,
             }),
+            // A host no agent reported on has empty text facts, so only a glob that
+            // cannot match "" narrows the scan.
+            Field::Fact(key) if TEXT_FACTS.contains(&key.as_str()) && !prefix.is_empty() => {
+                Some(Prefilter::Fact {
+                    key: key.clone(),
+                    prefix: prefix.to_string(),
+                    exact,
+                })
+            }
             Field::Fact(_) => None,
         }
     }
 }
+
+/// The facts an agent reports as JSON strings in the facts document.
+const TEXT_FACTS: [&str; 6] = [
+    "hostname",
+    "os",
+    "os_release",
+    "kernel",
+    "arch",
+    "agent_version",
+];
 
 /// The text before the glob's first wildcard, and whether the glob has none.
 fn literal_prefix(glob: &str) -> (&str, bool) {
@@ -181,7 +210,29 @@ mod tests {
         );
         assert_eq!(pre("fact.status=d*"), vec![]);
         assert_eq!(pre("fact.status!=d*"), vec![]);
-        assert_eq!(pre("fact.os=linux"), vec![]);
+        assert_eq!(
+            pre("fact.os=linux"),
+            vec![Prefilter::Fact {
+                key: "os".into(),
+                prefix: "linux".into(),
+                exact: true
+            }]
+        );
+        assert_eq!(
+            pre("fact.kernel=6.1*"),
+            vec![Prefilter::Fact {
+                key: "kernel".into(),
+                prefix: "6.1".into(),
+                exact: false
+            }]
+        );
+        // Globs that match "" (a host no agent reported on), negations and facts that
+        // are not text in the document give none.
+        assert_eq!(pre("fact.os=*"), vec![]);
+        assert_eq!(pre("fact.os=*nux"), vec![]);
+        assert_eq!(pre("fact.os!=linux"), vec![]);
+        assert_eq!(pre("fact.cpus=2"), vec![]);
+        assert_eq!(pre("fact.provider.instance_type=t3.micro"), vec![]);
         assert_eq!(pre("label.rack!=r07,name!=web-*"), vec![]);
         assert_eq!(pre("web-*,label.role=db").len(), 2);
     }
