@@ -592,8 +592,11 @@ impl<'a> Work<'a> {
                 (spec, actor)
             }
         };
-        // `st2kv()` in its expressions reads this batch's datastore snapshot.
-        state.datastore = Datastore(Some(self.kv().await?.for_user(&actor)));
+        // `st2kv()` in its expressions reads this batch's datastore snapshot (read only
+        // for workflows that call it: a snapshot reads and decrypts every key).
+        if uses_st2kv(&text) {
+            state.datastore = Datastore(Some(self.kv().await?.for_user(&actor)));
+        }
         self.workflows.insert(
             id.to_string(),
             LoadedWorkflow {
@@ -755,6 +758,11 @@ impl<'a> Work<'a> {
     }
 }
 
+/// Whether a workflow's text calls `st2kv(`: only those get a datastore snapshot.
+fn uses_st2kv(text: &str) -> bool {
+    text.contains("st2kv")
+}
+
 /// Starts a workflow execution (the executor calls this when it claims one): the
 /// conductor's first directives and state, written at once.
 pub(crate) async fn start_workflow(
@@ -767,7 +775,11 @@ pub(crate) async fn start_workflow(
     let catalog = state.automation.catalog.get(state).await?;
     // Not tied to the cursor: a claimed workflow starts once (see `commit_batch`).
     let mut work = Work::new(state, &catalog, -1, -1);
-    let datastore = Datastore(Some(work.kv().await?.for_user(actor)));
+    let datastore = if uses_st2kv(&workflow.text) {
+        Datastore(Some(work.kv().await?.for_user(actor)))
+    } else {
+        Datastore::default()
+    };
     match conductor::start_with(&workflow.spec, input, datastore) {
         Ok((wf_state, directives)) => {
             work.workflows.insert(
