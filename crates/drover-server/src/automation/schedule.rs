@@ -4,11 +4,12 @@
 //! `year, month, day, day_of_week, hour, minute, second` (and a `timezone`); fields
 //! finer than the finest one given default to their minimum, coarser ones to `*`, so
 //! `{hour: 2}` fires daily at 02:00:00. `day_of_week` numbers count from Monday = 0,
-//! as in APScheduler. The ISO `week` field is refused with a clear message.
+//! as in APScheduler. The ISO `week` field (`{week: "*/2", day_of_week: 0, hour: 9}`:
+//! every other Monday) keeps the firings that fall in the weeks it names.
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
@@ -62,51 +63,95 @@ fn weekday_names(spec: &str) -> String {
         .join(",")
 }
 
-/// The croner pattern (`sec min hour dom month dow [year]`) for a CronTimer.
-pub(crate) fn cron_pattern(params: &Value) -> Result<String, String> {
-    if field(params, "week").is_some() {
-        return Err("week: ISO week numbers are not supported; use day and month".into());
-    }
-    // Finest to coarsest, with APScheduler's minimum for each.
-    let order = [
-        ("second", "0"),
-        ("minute", "0"),
-        ("hour", "0"),
-        ("day", "1"),
-        ("month", "1"),
-        ("year", "*"),
-    ];
-    let finest_given = order
+/// APScheduler's cron fields, coarsest first, with the value each takes when it is not
+/// given but a coarser one is the finest given (`{hour: 2}`: minute and second 0).
+const FIELDS: [(&str, &str); 8] = [
+    ("year", "*"),
+    ("month", "1"),
+    ("week", "*"),
+    ("day", "1"),
+    ("day_of_week", "*"),
+    ("hour", "0"),
+    ("minute", "0"),
+    ("second", "0"),
+];
+
+/// Each field's value as APScheduler sets it: given, or `*` when no finer field is
+/// given, or its default when one is.
+fn field_values(params: &Value) -> Vec<String> {
+    let last_given = FIELDS
         .iter()
-        .position(|(name, _)| field(params, name).is_some())
-        .or_else(|| field(params, "day_of_week").map(|_| 3));
-    let mut values = Vec::new();
-    for (i, (name, min)) in order.iter().enumerate() {
-        let v = match field(params, name) {
+        .rposition(|(name, _)| field(params, name).is_some());
+    FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, default))| match field(params, name) {
             Some(v) => v,
-            None if finest_given.is_some_and(|f| i < f) => (*min).to_string(),
+            None if last_given.is_some_and(|l| i > l) => (*default).to_string(),
             None => "*".to_string(),
-        };
-        values.push(v);
-    }
-    let dow = field(params, "day_of_week")
-        .map(|d| weekday_names(&d))
-        .unwrap_or_else(|| "*".into());
-    // A day of week with no day of month: any day of the month.
-    let dom = if field(params, "day_of_week").is_some() && field(params, "day").is_none() {
-        "*".to_string()
-    } else {
-        values[3].clone()
-    };
+        })
+        .collect()
+}
+
+/// The croner pattern (`sec min hour dom month dow [year]`) for a CronTimer; the ISO
+/// `week` field is applied by [`weeks`] on top.
+pub(crate) fn cron_pattern(params: &Value) -> Result<String, String> {
+    let v = field_values(params);
+    let (year, month, day, dow, hour, minute, second) =
+        (&v[0], &v[1], &v[3], &v[4], &v[5], &v[6], &v[7]);
     let mut pattern = format!(
-        "{} {} {} {} {} {}",
-        values[0], values[1], values[2], dom, values[4], dow
+        "{second} {minute} {hour} {day} {month} {}",
+        if dow == "*" {
+            "*".to_string()
+        } else {
+            weekday_names(dow)
+        }
     );
-    if values[5] != "*" {
+    if year != "*" {
         pattern.push(' ');
-        pattern.push_str(&values[5]);
+        pattern.push_str(year);
     }
     Ok(pattern)
+}
+
+/// The ISO week numbers the `week` field allows (APScheduler's expressions: `*`,
+/// `*/n`, `a`, `a-b`, `a-b/n`, comma lists; weeks 1 to 53), or `None` for any week.
+pub(crate) fn weeks(params: &Value) -> Result<Option<[bool; 54]>, String> {
+    let Some(spec) = field(params, "week") else {
+        return Ok(None);
+    };
+    let bad = |why: &str| format!("week: `{spec}`: {why}");
+    let number = |t: &str| -> Result<u32, String> {
+        match t.trim().parse::<u32>() {
+            Ok(n) if (1..=53).contains(&n) => Ok(n),
+            _ => Err(bad(&format!("`{t}` is not a week number from 1 to 53"))),
+        }
+    };
+    let mut allowed = [false; 54];
+    for part in spec.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => match s.trim().parse::<u32>() {
+                Ok(n) if n > 0 => (r.trim(), n),
+                _ => return Err(bad(&format!("`{s}` is not a positive step"))),
+            },
+            None => (part.trim(), 1),
+        };
+        let (from, to) = match range {
+            "*" => (1, 53),
+            r => match r.split_once('-') {
+                Some((a, b)) => (number(a)?, number(b)?),
+                None if step > 1 => (number(r)?, 53),
+                None => (number(r)?, number(r)?),
+            },
+        };
+        if from > to {
+            return Err(bad(&format!("the range {from}-{to} is empty")));
+        }
+        for w in (from..=to).step_by(step as usize) {
+            allowed[w as usize] = true;
+        }
+    }
+    Ok(Some(allowed))
 }
 
 fn cron(params: &Value) -> Result<croner::Cron, String> {
@@ -154,15 +199,34 @@ pub(crate) fn next_after(kind: &str, params: &Value, after_ms: i64) -> Result<i6
         "timer.cron" => {
             let tz = timezone(params)?;
             let c = cron(params)?;
-            let after = Utc
+            let weeks = weeks(params)?;
+            let mut after = Utc
                 .timestamp_millis_opt(after_ms)
                 .single()
                 .ok_or("time out of range")?
                 .with_timezone(&tz);
-            match c.find_next_occurrence(&after, false) {
-                Ok(t) => Ok(t.with_timezone(&Utc).timestamp_millis()),
-                Err(_) => Ok(NEVER),
+            // Firings outside the allowed ISO weeks are skipped a week at a time; a
+            // schedule with no firing in 2,000 weeks (nearly 40 years) never fires.
+            for _ in 0..2000 {
+                let Ok(t) = c.find_next_occurrence(&after, false) else {
+                    return Ok(NEVER);
+                };
+                let week = t.iso_week().week() as usize;
+                if weeks.is_none_or(|w| w[week]) {
+                    return Ok(t.with_timezone(&Utc).timestamp_millis());
+                }
+                // The last second of t's ISO week: the search goes on from its end.
+                let days_left = 6 - i64::from(t.weekday().num_days_from_monday());
+                let end_of_week = t.date_naive() + chrono::Duration::days(days_left);
+                after = match end_of_week
+                    .and_hms_opt(23, 59, 59)
+                    .and_then(|n| tz.from_local_datetime(&n).latest())
+                {
+                    Some(e) if e > t => e,
+                    _ => t,
+                };
             }
+            Ok(NEVER)
         }
         "timer.date" => {
             let tz = timezone(params)?;
@@ -212,7 +276,53 @@ mod tests {
             cron_pattern(&json!({"second": "*/10"})).unwrap(),
             "*/10 * * * * *"
         );
-        assert!(cron_pattern(&json!({"week": 3})).is_err());
+        // APScheduler's order: fields finer than the finest given take their default.
+        assert_eq!(cron_pattern(&json!({"day": 15})).unwrap(), "0 0 0 15 * *");
+        assert_eq!(cron_pattern(&json!({"month": 6})).unwrap(), "0 0 0 1 6 *");
+        assert_eq!(
+            cron_pattern(&json!({"year": 2027})).unwrap(),
+            "0 0 0 1 1 * 2027"
+        );
+        assert_eq!(
+            cron_pattern(&json!({"week": "*/2", "day_of_week": 0, "hour": 9})).unwrap(),
+            "0 0 9 * * MON"
+        );
+        assert_eq!(cron_pattern(&json!({"week": 3})).unwrap(), "0 0 0 1 * *");
+    }
+
+    #[test]
+    fn iso_weeks() {
+        // Every other Monday at 09:00, in the odd ISO weeks: 2026-11-22 is the Sunday
+        // ending week 47, so Monday 2026-11-23 (week 48) is skipped for 2026-11-30
+        // (week 49), then 2026-12-14 (week 51).
+        let every_other = json!({"week": "1-53/2", "day_of_week": 0, "hour": 9});
+        let base = at("2026-11-22T10:00:30Z");
+        let first = next_after("timer.cron", &every_other, base).unwrap();
+        assert_eq!(first, at("2026-11-30T09:00:00Z"));
+        assert_eq!(
+            next_after("timer.cron", &every_other, first).unwrap(),
+            at("2026-12-14T09:00:00Z")
+        );
+        // Week 1 of 2027 starts on Monday 2027-01-04.
+        assert_eq!(
+            next_after("timer.cron", &json!({"week": 1, "day_of_week": 0}), base).unwrap(),
+            at("2027-01-04T00:00:00Z")
+        );
+        // In a time zone: Monday 09:00 in Tokyo is 00:00 UTC.
+        let tokyo = json!({"week": "1,49", "day_of_week": 0, "hour": 9, "timezone": "Asia/Tokyo"});
+        assert_eq!(
+            next_after("timer.cron", &tokyo, base).unwrap(),
+            at("2026-11-30T00:00:00Z")
+        );
+        // APScheduler's quirk, kept: `week` alone means day 1 at 00:00 in that week,
+        // which week 3 never holds.
+        assert_eq!(
+            next_after("timer.cron", &json!({"week": 3}), base).unwrap(),
+            NEVER
+        );
+        let w = weeks(&json!({"week": "1-5/2,10"})).unwrap().unwrap();
+        let on: Vec<usize> = (1..=53).filter(|i| w[*i]).collect();
+        assert_eq!(on, [1, 3, 5, 10]);
     }
 
     #[test]
@@ -276,6 +386,9 @@ mod tests {
             ),
             ("timer.cron", json!({"hour": 25}), "cron"),
             ("timer.date", json!({"date": "tomorrow"}), "date"),
+            ("timer.cron", json!({"week": 54}), "week"),
+            ("timer.cron", json!({"week": "5-2"}), "week"),
+            ("timer.cron", json!({"week": "*/0"}), "week"),
         ] {
             let e = next_after(kind, &params, base).unwrap_err();
             assert!(e.contains(needle), "{kind} {params}: {e}");
