@@ -26,15 +26,21 @@ pub(crate) fn facts_of(text: &str) -> Result<Facts> {
     }
 }
 
-/// A host row as the API shows it: labels are the provider's, overridden by the agent's.
+/// A row's labels: the provider's, overridden by the agent's.
+fn labels_of(row: &AnyRow) -> Result<BTreeMap<String, String>> {
+    let agent: String = row.try_get("labels")?;
+    let provider: String = row.try_get("provider_labels")?;
+    let mut labels: BTreeMap<String, String> = json("hosts", &provider)?;
+    labels.extend(json::<BTreeMap<String, String>>("hosts", &agent)?);
+    Ok(labels)
+}
+
+/// A host row as the API shows it (labels merged by [`labels_of`]).
 pub(crate) fn host(row: &AnyRow) -> Result<Host> {
     let status: String = row.try_get("status")?;
-    let agent_labels: String = row.try_get("labels")?;
-    let provider_labels: String = row.try_get("provider_labels")?;
     let facts: String = row.try_get("facts")?;
     let attributes: String = row.try_get("attributes")?;
-    let mut labels: BTreeMap<String, String> = json("hosts", &provider_labels)?;
-    labels.extend(json::<BTreeMap<String, String>>("hosts", &agent_labels)?);
+    let labels = labels_of(row)?;
     Ok(Host {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -101,13 +107,9 @@ impl Store {
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
-                let agent: String = row.try_get("labels")?;
-                let provider: String = row.try_get("provider_labels")?;
-                let mut labels: BTreeMap<String, String> = json("hosts", &provider)?;
-                labels.extend(json::<BTreeMap<String, String>>("hosts", &agent)?);
                 Ok(HostLabels {
                     name: row.try_get("name")?,
-                    labels,
+                    labels: labels_of(row)?,
                 })
             })
             .collect()
