@@ -8,10 +8,14 @@ about them):
 2. per-task overhead of a 50-task sequential workflow of core.noop, end to end through
    the store (5 runs): (finished_at - started_at) / 50.
 
-Usage: python3 bench/scripts/automation.py target/release/drover [N]
+With K (default 0), K datastore keys (one in ten a secret) are set before the workflow
+runs, to show what the datastore's size costs per task.
+
+Usage: python3 bench/scripts/automation.py target/release/drover [N] [K]
 """
 import json, os, subprocess, sys, time, urllib.request, tempfile, re, statistics, datetime
 BIN = sys.argv[1]; N = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+K = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 d = tempfile.mkdtemp()
 srv = subprocess.Popen([BIN, "server", "--listen", "127.0.0.1:0", "--data-dir", d], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "RUST_LOG": "info,sqlx=warn"})
 addr = token = None
@@ -51,6 +55,10 @@ for e in execs:
 def pct(v, p): v = sorted(v); return v[min(len(v)-1, int(len(v)*p))]
 print(f"n={len(start)} of {N}: event→start p50 {pct(start,.5):.1f} p95 {pct(start,.95):.1f} p99 {pct(start,.99):.1f} max {max(start):.1f} ms; event→finished p50 {pct(fin,.5):.1f} p99 {pct(fin,.99):.1f} ms")
 # 50-task workflow
+for i in range(K):
+    call("PUT", f"/kv/system/bench_{i:05d}", {"value": f"value-{i}", "secret": i % 10 == 0})
+if K:
+    print(f"datastore: {K} keys ({(K + 9) // 10} secrets)")
 os.makedirs(pk + "/actions/workflows", exist_ok=True)
 tasks = "".join(f"  t{i}:\n    action: core.noop\n" + (f"    next:\n      - when: '{{{{ succeeded() }}}}'\n        do: t{i+1}\n" if i < 49 else "") for i in range(50))
 open(pk + "/actions/workflows/w.yaml", "w").write("version: 1.0\ntasks:\n" + tasks)

@@ -3770,6 +3770,23 @@ async fn instances_kv_and_artifacts_page_from_a_cursor(ctx: Ctx) {
     let counts = s.instance_counts(&ids).await.unwrap();
     assert_eq!(counts.get(&hosts[0].id), Some(&3));
 
+    // The datastore's version moves with every change, and only then.
+    let v0 = s.kv_version().await.unwrap();
+    let w = KvWrite {
+        scope: "system".into(),
+        name: "short".into(),
+        value: "v".into(),
+        secret: false,
+        expires_at: Some(now_ms() - 1),
+    };
+    s.kv_set(&w, "test").await.unwrap();
+    assert_eq!(s.kv_version().await.unwrap(), v0 + 1, "set");
+    assert_eq!(s.kv_expire().await.unwrap(), 1);
+    assert_eq!(s.kv_version().await.unwrap(), v0 + 2, "expired");
+    assert_eq!(s.kv_expire().await.unwrap(), 0);
+    assert!(!s.kv_delete("system", "short", "test").await.unwrap());
+    assert_eq!(s.kv_version().await.unwrap(), v0 + 2, "nothing changed");
+
     // Keys: by scope and name, only the scopes asked for, from after the cursor.
     for (scope, name) in [
         ("system", "a"),

@@ -978,6 +978,16 @@ fn workflow_expressions_read_the_datastore() {
     assert_eq!(output["mine"], 42, "the starter's user scope: {done}");
     assert_eq!(output["fallback"], "none-set", "{done}");
     assert_eq!(output["masked"], "********", "{done}");
+    // A changed key is read by the next run (the controller's snapshot follows the
+    // datastore's version).
+    let out = ctl.cli(&["kv", "set", "greeting", "bonjour"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let id = run("kvwf.read");
+    let done = wait_final(&ctl, &id, Duration::from_secs(30));
+    assert_eq!(
+        done["action"]["result"]["output"]["said"], "bonjour a,b",
+        "{done}"
+    );
 
     let id = run("kvwf.leak");
     let done = wait_final(&ctl, &id, Duration::from_secs(30));

@@ -65,6 +65,8 @@ pub(crate) struct Automation {
     pub workflows: WorkflowCache,
     /// This controller's id in action claims.
     pub controller_id: String,
+    /// The last datastore snapshot, while it is current.
+    pub kv: prepare::KvCache,
 }
 
 impl Default for Automation {
@@ -73,6 +75,7 @@ impl Default for Automation {
             catalog: catalog::CatalogCache::default(),
             workflows: WorkflowCache::default(),
             controller_id: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            kv: prepare::KvCache::default(),
         }
     }
 }

@@ -26,11 +26,54 @@ impl std::fmt::Debug for KvSnapshot {
     }
 }
 
+/// The last snapshot this controller read, kept while the datastore's version stays
+/// and no key in it has expired.
+#[derive(Default)]
+pub(crate) struct KvCache(std::sync::Mutex<Option<CachedKv>>);
+
+struct CachedKv {
+    /// The datastore version read before the keys.
+    version: i64,
+    /// When the first key in the snapshot expires (Unix ms).
+    valid_until: i64,
+    snapshot: KvSnapshot,
+}
+
 impl KvSnapshot {
-    /// Reads every live key (secrets decrypted in memory only).
+    /// The live keys (secrets decrypted in memory only). Reads the store's datastore
+    /// version first, and reuses this controller's last snapshot when the version has
+    /// not moved and none of its keys has expired since: a check of one counter per
+    /// call instead of reading and decrypting every key.
     pub(crate) async fn load(state: &AppState) -> anyhow::Result<KvSnapshot> {
+        let version = state.store.kv_version().await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let cache = &state.automation.kv;
+        if let Ok(slot) = cache.0.lock()
+            && let Some(c) = slot.as_ref()
+            && c.version == version
+            && now < c.valid_until
+        {
+            return Ok(c.snapshot.clone());
+        }
+        let (snapshot, valid_until) = Self::read(state).await?;
+        if let Ok(mut slot) = cache.0.lock() {
+            *slot = Some(CachedKv {
+                version,
+                valid_until,
+                snapshot: snapshot.clone(),
+            });
+        }
+        Ok(snapshot)
+    }
+
+    /// Reads every live key, and when the first of them expires.
+    async fn read(state: &AppState) -> anyhow::Result<(KvSnapshot, i64)> {
         let mut entries = HashMap::new();
+        let mut valid_until = i64::MAX;
         for row in state.store.kv_all().await? {
+            if let Some(at) = row.expires_at {
+                valid_until = valid_until.min(at);
+            }
             let value = if row.secret {
                 match state
                     .secrets
@@ -54,10 +97,11 @@ impl KvSnapshot {
                 },
             );
         }
-        Ok(KvSnapshot {
+        let snapshot = KvSnapshot {
             entries: Arc::new(entries),
             user: String::new(),
-        })
+        };
+        Ok((snapshot, valid_until))
     }
 
     /// The plaintexts of every secret key: masked wherever a value is shown.

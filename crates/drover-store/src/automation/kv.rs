@@ -45,6 +45,9 @@ pub struct KvRow {
     pub updated_by: String,
 }
 
+/// The counter [`Store::kv_version`] reads.
+const KV_VERSION: &str = "kv_version";
+
 /// Which keys [`Store::kv_page`] reads.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KvQuery<'a> {
@@ -109,6 +112,7 @@ impl Store {
             &NewEvent::new(types::KV_SET, actor, payload),
         )
         .await?;
+        super::bump(&mut tx, KV_VERSION).await?;
         tx.commit().await?;
         self.notifier.publish(Notice::Event { id });
         Ok(())
@@ -222,6 +226,7 @@ impl Store {
             ),
         )
         .await?;
+        super::bump(&mut tx, KV_VERSION).await?;
         tx.commit().await?;
         self.notifier.publish(Notice::Event { id });
         Ok(true)
@@ -252,11 +257,20 @@ impl Store {
             })
             .collect();
         let ids = crate::events::append_many_in(&mut tx, self.dialect, &events).await?;
+        super::bump(&mut tx, KV_VERSION).await?;
         tx.commit().await?;
         for id in ids {
             self.notifier.publish(Notice::Event { id });
         }
         Ok(rows.len())
+    }
+
+    /// The datastore's version: it moves with every change (set, delete, expiry), so a
+    /// reader whose snapshot was read after seeing this version may keep it until the
+    /// version moves.
+    pub async fn kv_version(&self) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        super::counter(&mut conn, KV_VERSION).await
     }
 
     /// Every live key, for rendering (`st2kv`).
