@@ -61,6 +61,18 @@ pub(crate) fn host(row: &AnyRow) -> Result<Host> {
     })
 }
 
+/// Binds a JSON document's key and the start of its string value as the texts JSON
+/// writes (`"key"`, `"value` or, when `exact`, `"value"`); their parameter numbers.
+fn bind_key_value(binds: &mut Vec<String>, key: &str, prefix: &str, exact: bool) -> (usize, usize) {
+    binds.push(json_string(key));
+    let mut value = json_string(prefix);
+    if !exact {
+        value.pop(); // the closing quote: the value may go on
+    }
+    binds.push(value);
+    (binds.len() - 1, binds.len())
+}
+
 /// A string as JSON writes it, quotes included.
 fn json_string(text: &str) -> String {
     crate::rows::to_json(&text)
@@ -201,18 +213,11 @@ impl Store {
                     binds.push(text.clone());
                     sql.push_str(&format!(" AND {find}(name, ${}) > 0", binds.len()));
                 }
+                // The key, and the value's start, each as a JSON string in the same
+                // column (agent or provider labels; the facts document). Whitespace
+                // between them does not matter.
                 Prefilter::Label { key, prefix, exact } => {
-                    // The key, and the value's start, each as a JSON string, both in
-                    // the same column (agent or provider labels). Whitespace between
-                    // them does not matter.
-                    binds.push(json_string(key));
-                    let k = binds.len();
-                    let mut value = json_string(prefix);
-                    if !exact {
-                        value.pop(); // the closing quote: the value may go on
-                    }
-                    binds.push(value);
-                    let v = binds.len();
+                    let (k, v) = bind_key_value(binds, key, prefix, *exact);
                     sql.push_str(&format!(
                         " AND (({find}(labels, ${k}) > 0 AND {find}(labels, ${v}) > 0) \
                          OR ({find}(provider_labels, ${k}) > 0 \
@@ -220,15 +225,7 @@ impl Store {
                     ));
                 }
                 Prefilter::Fact { key, prefix, exact } => {
-                    // Like a label: the key and the value's start as JSON strings.
-                    binds.push(json_string(key));
-                    let k = binds.len();
-                    let mut value = json_string(prefix);
-                    if !exact {
-                        value.pop();
-                    }
-                    binds.push(value);
-                    let v = binds.len();
+                    let (k, v) = bind_key_value(binds, key, prefix, *exact);
                     sql.push_str(&format!(
                         " AND {find}(facts, ${k}) > 0 AND {find}(facts, ${v}) > 0"
                     ));

@@ -1030,13 +1030,7 @@ fn drover_apply_dry_run_plans_without_applying() {
 
     let _agent = ctl.agent(dir.path(), "web-1", &["role=web"]);
     ctl.wait_hosts_up(&["web-1"]);
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("run.sh"), "#!/bin/sh\nexec sleep 3600\n").unwrap();
-    let tarball = dir.path().join("sleeper-1.0.0.tar.gz");
-    common::tarball(&src, &tarball);
-    let pushed = ctl.cli_json(&["artifacts", "push", tarball.to_str().unwrap(), "--json"]);
-    let sha = pushed["artifact"]["sha256"].as_str().unwrap().to_string();
+    let sha = common::push_sleeper_release(&ctl, dir.path());
     let model = dir.path().join("model");
     common::write_sleeper_model(&model, &sha, 1, 0, 1);
     let out = ctl.cli(&[

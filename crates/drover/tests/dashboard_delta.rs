@@ -34,21 +34,7 @@ fn delta_page_shows_ok_then_the_killed_agents_instances_unreachable() {
     let started = std::time::Instant::now();
     let mut fleet = Fleet::start(Db::Sqlite);
     // A release: one script that sleeps, on both web hosts.
-    let src = fleet.dir.path().join("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("run.sh"), "#!/bin/sh\nexec sleep 3600\n").expect("write");
-    let tarball = fleet.dir.path().join("sleeper-1.0.0.tar.gz");
-    common::tarball(&src, &tarball);
-    let pushed = fleet.ctl.cli_json(&[
-        "artifacts",
-        "push",
-        tarball.to_str().expect("path"),
-        "--json",
-    ]);
-    let sha = pushed["artifact"]["sha256"]
-        .as_str()
-        .expect("sha")
-        .to_string();
+    let sha = common::push_sleeper_release(&fleet.ctl, fleet.dir.path());
     let model = fleet.dir.path().join("model");
     common::write_sleeper_model(&model, &sha, 1, 0, 2);
     let out = fleet

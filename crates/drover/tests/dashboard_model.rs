@@ -40,21 +40,7 @@ fn model_versions_diff_and_plan_preview() {
     let ctl = Controller::start(&dir.path().join("ctl"), Db::Sqlite);
     let _agent = ctl.agent(dir.path(), "web-1", &["role=web"]);
     ctl.wait_hosts_up(&["web-1"]);
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("run.sh"), "#!/bin/sh\nexec sleep 3600\n").expect("write");
-    let tarball = dir.path().join("sleeper-1.0.0.tar.gz");
-    common::tarball(&src, &tarball);
-    let pushed = ctl.cli_json(&[
-        "artifacts",
-        "push",
-        tarball.to_str().expect("path"),
-        "--json",
-    ]);
-    let sha = pushed["artifact"]["sha256"]
-        .as_str()
-        .expect("sha")
-        .to_string();
+    let sha = common::push_sleeper_release(&ctl, dir.path());
     // Version 1: one instance, deployed to the end.
     let m1 = dir.path().join("m1");
     write_sleeper_model(&m1, &sha, 1, 0, 1);

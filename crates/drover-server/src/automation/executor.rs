@@ -26,17 +26,17 @@ use crate::state::AppState;
 /// workflow that calls itself fails at this depth instead of running away.
 const MAX_WORKFLOW_NESTING: usize = 16;
 
-/// How many workflows execution `id` is nested in, itself included when it is one:
-/// the length of its chain of parents.
-async fn nesting(state: &AppState, id: &str) -> anyhow::Result<usize> {
+/// How deep a workflow whose parent is `parent` nests: 1 at the top (no store read),
+/// one more per parent up the chain.
+async fn nesting(state: &AppState, parent: Option<&str>) -> anyhow::Result<usize> {
     let mut depth = 1;
-    let mut at = id.to_string();
-    while let Some(parent) = state.store.parent_of(&at).await? {
+    let mut at = parent.map(str::to_string);
+    while let Some(p) = at {
         depth += 1;
         if depth > MAX_WORKFLOW_NESTING {
             break;
         }
-        at = parent;
+        at = state.store.parent_of(&p).await?;
     }
     Ok(depth)
 }
@@ -371,7 +371,7 @@ async fn run_one(state: &Arc<AppState>, c: ClaimedAction) -> anyhow::Result<()> 
                     .await?;
                 return Ok(());
             };
-            let depth = nesting(state, &c.id).await?;
+            let depth = nesting(state, c.parent_id.as_deref()).await?;
             if depth > MAX_WORKFLOW_NESTING {
                 state
                     .store

@@ -177,21 +177,15 @@ impl Store {
             touched.push(w.execution_id.clone());
         }
         for (id, actor) in &batch.cancels {
-            let flagged = sqlx::query(
+            let flagged: Option<(String,)> = sqlx::query_as(
                 "UPDATE executions SET cancel_requested = 1 WHERE id = $1 \
-                 AND status IN ('requested', 'running') AND cancel_requested = 0",
+                 AND status IN ('requested', 'running') AND cancel_requested = 0 \
+                 RETURNING kind",
             )
             .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if flagged > 0 {
-                let kind: Option<(String,)> =
-                    sqlx::query_as("SELECT kind FROM executions WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let kind = kind.map(|k| k.0).unwrap_or_default();
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((kind,)) = flagged {
                 let event = cancel_requested(id, &kind, actor);
                 events.push(append_in(&mut tx, self.dialect, &event).await?);
             }

@@ -486,6 +486,26 @@ pub fn tarball(src: &Path, dest: &Path) {
     assert!(ok.success(), "tar czf {}", dest.display());
 }
 
+/// Pushes a release whose `run.sh` sleeps an hour (what [`write_sleeper_model`] runs),
+/// built under `dir`; its SHA-256.
+pub fn push_sleeper_release(ctl: &Controller, dir: &Path) -> String {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("run.sh"), "#!/bin/sh\nexec sleep 3600\n").expect("write");
+    let tarball = dir.join("sleeper-1.0.0.tar.gz");
+    self::tarball(&src, &tarball);
+    let pushed = ctl.cli_json(&[
+        "artifacts",
+        "push",
+        tarball.to_str().expect("path"),
+        "--json",
+    ]);
+    pushed["artifact"]["sha256"]
+        .as_str()
+        .expect("sha")
+        .to_string()
+}
+
 /// Writes a model in `dir`: hostclass `web` (`label.role=web`) and service `sleeper`
 /// from artifact `sha`, `per_host` instances a host, rolled out `max_parallel` at a
 /// time after `canary` canaries.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
+use drover_core::model::Model;
 use drover_core::selector::Selector;
 use drover_proto::hosts::{Host, HostStatus};
 use serde::Deserialize;
@@ -140,6 +141,30 @@ fn label_group(group: &str, labels: &BTreeMap<String, String>) -> String {
     }
 }
 
+/// Fills in each host's hostclasses from the applied model (membership is each host's
+/// own property: a page's hosts are enough).
+fn set_hostclasses(model: Option<&Model>, hosts: &mut [Host]) {
+    let mut classes = match model {
+        Some(m) => crate::applied::hostclasses_of(m, hosts),
+        None => Default::default(),
+    };
+    for h in hosts.iter_mut() {
+        h.hostclasses = classes.remove(&h.name).unwrap_or_default();
+    }
+}
+
+/// The page count of `items`, the asked page (clamped to them), and its items.
+fn one_page<T>(items: Vec<T>, asked: usize) -> (usize, usize, Vec<T>) {
+    let pages = items.len().div_ceil(PAGE_SIZE).max(1);
+    let page = asked.min(pages);
+    let shown = items
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    (pages, page, shown)
+}
+
 /// Builds the live part for a query, with the selector's error if it has one.
 async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>), PageError> {
     let store = &web.app.store;
@@ -181,11 +206,7 @@ async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>),
         let page = q.page().min(pages);
         let offset = u64::try_from((page - 1) * PAGE_SIZE).unwrap_or(u64::MAX);
         let mut hosts = store.list_hosts_at(offset, PAGE_SIZE as u32).await?;
-        // Membership is each host's own property: the page's hosts are enough.
-        let mut classes = web.hostclasses(&hosts).await?;
-        for h in &mut hosts {
-            h.hostclasses = classes.remove(&h.name).unwrap_or_default();
-        }
+        set_hostclasses(model.as_deref(), &mut hosts);
         let shown: Vec<(Option<String>, Host)> = hosts.into_iter().map(|h| (None, h)).collect();
         (pages, page, shown)
     } else if let Some(s) = selector
@@ -215,19 +236,10 @@ async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>),
             })
             .collect();
         keyed.sort();
-        let pages = keyed.len().div_ceil(PAGE_SIZE).max(1);
-        let page = q.page().min(pages);
-        let keyed: Vec<(Option<String>, String)> = keyed
-            .into_iter()
-            .skip((page - 1) * PAGE_SIZE)
-            .take(PAGE_SIZE)
-            .collect();
+        let (pages, page, keyed) = one_page(keyed, q.page());
         let names: Vec<String> = keyed.iter().map(|(_, n)| n.clone()).collect();
         let mut hosts = store.hosts_named(&names).await?;
-        let mut classes = web.hostclasses(&hosts).await?;
-        for h in &mut hosts {
-            h.hostclasses = classes.remove(&h.name).unwrap_or_default();
-        }
+        set_hostclasses(model.as_deref(), &mut hosts);
         let mut by_name: BTreeMap<String, Host> =
             hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
         let shown: Vec<(Option<String>, Host)> = keyed
@@ -246,23 +258,14 @@ async fn build(web: &Arc<Web>, q: &FleetQuery) -> Result<(Live, Option<String>),
             }
             None => Vec::new(),
         };
-        let mut classes = web.hostclasses(&hosts).await?;
-        for h in &mut hosts {
-            h.hostclasses = classes.remove(&h.name).unwrap_or_default();
-        }
+        set_hostclasses(model.as_deref(), &mut hosts);
         counters.matching = hosts.len();
         let mut keyed: Vec<(Option<String>, Host)> = hosts
             .into_iter()
             .map(|h| (group_of(&group, &h), h))
             .collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
-        let pages = keyed.len().div_ceil(PAGE_SIZE).max(1);
-        let page = q.page().min(pages);
-        let shown: Vec<(Option<String>, Host)> = keyed
-            .into_iter()
-            .skip((page - 1) * PAGE_SIZE)
-            .take(PAGE_SIZE)
-            .collect();
+        let (pages, page, shown) = one_page(keyed, q.page());
         (pages, page, shown)
     };
     if !shown.is_empty() {
